@@ -1,0 +1,26 @@
+#!/usr/bin/env python
+"""Write the project's own small problem set in the raw deepmind/code_contests schema.
+
+    python scripts/make_local_codecontests.py --dst storage/datasets_local_small/raw
+
+The problems live in `wmtp_lightning/data/local_problems.py`; `setup_datasets.py` then converts
+this raw set exactly as it converts the real dataset.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from wmtp_lightning.data.local_problems import PROBLEMS, write_raw_splits
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--dst", default="storage/datasets_local_small/raw", help="output folder")
+    args = ap.parse_args(argv)
+    paths = write_raw_splits(args.dst)
+    print(f"wrote {len(PROBLEMS)} problems: " + ", ".join(str(p) for p in paths.values()))
+
+
+if __name__ == "__main__":
+    main()

