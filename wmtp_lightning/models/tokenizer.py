@@ -51,6 +51,13 @@ class Tokenizer:
     def id_to_piece(self, i: int) -> str:
         return self.sp.id_to_piece(i)
 
+    def piece_text(self, i: int) -> str:
+        """The text one token stands for (for per-token displays): '▁' -> ' ', '<0x0A>' -> newline."""
+        piece = self.sp.id_to_piece(i)
+        if piece.startswith("<0x") and piece.endswith(">") and len(piece) == 6:
+            return chr(int(piece[3:5], 16))
+        return piece.replace("\u2581", " ")
+
 
 def train_sentencepiece(text_file: str | Path, out_prefix: str | Path, vocab_size: int) -> Path:
     """Train a small LLaMA-like BPE tokenizer (byte fallback, split digits, bos=1, eos=2).

@@ -28,6 +28,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.utils.checkpoint import checkpoint
 
 
 @dataclass(frozen=True)
@@ -130,6 +131,19 @@ PRESETS: dict[str, ModelArgs] = {
     "tiny": ModelArgs(dim=64, n_layers=5, n_heads=4, n_kv_heads=2, vocab_size=256, multiple_of=16,
                       max_seq_len=128, n_future_tokens=3),
 }
+
+
+@dataclass
+class MTPOutput:
+    """Training terms from `Transformer.forward(tokens, targets=...)`.
+
+    ce (B, T, H): cross entropy of head k at position t (0 where not scored);
+    correct (B, T, H) bool: argmax hit; h_normed (B, T, D): `norm(h_trunk)`, the value head's input.
+    """
+
+    ce: torch.Tensor
+    correct: torch.Tensor
+    h_normed: torch.Tensor
 
 
 class RMSNorm(nn.Module):
@@ -267,6 +281,9 @@ class Transformer(nn.Module):
         # RoPE table: a plain attribute, built lazily per device, so it is never in the state
         # dict, never cast by `.to(dtype)`, and never materialised on the meta device.
         self._freqs_cis: dict[torch.device, torch.Tensor] = {}
+        # Recompute trunk blocks in backward (memory for compute); FSDP1 users may instead use
+        # Lightning's `activation_checkpointing_policy={TransformerBlock}`.
+        self.activation_checkpointing = False
         self.reset_parameters()
 
     @property
@@ -332,7 +349,10 @@ class Transformer(nn.Module):
         mask = self.attention_mask(T, start_pos, tokens.device, key_padding)
         h = self.tok_embeddings(tokens)  # (B, T, D)
         for layer in self.layers[:-1]:
-            h = layer(h, freqs, start_pos, cache, mask)
+            if self.activation_checkpointing and cache is None and torch.is_grad_enabled():
+                h = checkpoint(layer, h, freqs, start_pos, None, mask, use_reentrant=False)
+            else:
+                h = layer(h, freqs, start_pos, cache, mask)
         return h, freqs, mask
 
     def head_hidden(self, k: int, h_trunk: torch.Tensor, freqs_cis: torch.Tensor, start_pos: int = 0,
@@ -346,17 +366,59 @@ class Transformer(nn.Module):
 
     def forward(self, tokens: torch.Tensor, start_pos: int = 0, cache: KVCache | None = None,
                 return_all_heads: bool = False, n_heads: int | None = None,
-                key_padding: torch.Tensor | None = None) -> torch.Tensor:
-        """Logits for `tokens` (B, T).
+                key_padding: torch.Tensor | None = None, targets: torch.Tensor | None = None,
+                sequential_heads: bool = False) -> torch.Tensor | MTPOutput:
+        """Logits for `tokens` (B, T), or training terms when `targets` is given.
 
-        Returns (B, T, V) next-token logits, or (B, T, H, V) with `return_all_heads=True`
-        (H = `n_heads` or all `n_future_tokens`). Logits are float32 whatever the weight dtype.
+        Without targets: (B, T, V) next-token logits, or (B, T, H, V) with `return_all_heads=True`
+        (H = `n_heads` or all `n_future_tokens`), float32 whatever the weight dtype.
+
+        With targets (B, T) (-100 = not learned): an `MTPOutput` with per-prediction cross
+        entropies instead of logits, so the (B, T, H, V) tensor need never exist at once.
+        `sequential_heads` computes each head under activation checkpointing: its logits are
+        freed right after its loss, and backward recomputes and back-propagates one head at a
+        time, accumulating the trunk gradient (Meta's Fig. 2 memory profile, at the cost of
+        re-running the head blocks). `n_heads=0` runs the trunk only (critic stage 1).
+        Training goes through `forward` (not `trunk()` directly) because FSDP2 hooks the root
+        module's forward.
         """
+        if targets is not None:
+            return self._training_terms(tokens, targets, n_heads, sequential_heads)
         h_trunk, freqs, mask = self.trunk(tokens, start_pos, cache, key_padding)
         n_use = (n_heads or self.n_future_tokens) if return_all_heads else 1
         latents = [self.head_hidden(k, h_trunk, freqs, start_pos, cache, mask) for k in range(1, n_use + 1)]
         logits = self.unembed(torch.stack(latents, dim=-2))  # (B, T, H, V)
         return logits if return_all_heads else logits[:, :, 0]
+
+    def _training_terms(self, tokens: torch.Tensor, targets: torch.Tensor, n_heads: int | None,
+                        sequential: bool) -> MTPOutput:
+        h_trunk, freqs, mask = self.trunk(tokens)
+        H = self.n_future_tokens if n_heads is None else n_heads
+        ce, correct = [], []
+        for k in range(1, H + 1):
+            t_k = torch.full_like(targets, -100)
+            t_k[:, : targets.shape[1] - k] = targets[:, k:]  # head k at t predicts x_{t+k}
+            if sequential and torch.is_grad_enabled():
+                c, ok = checkpoint(self._head_ce, k, h_trunk, freqs, t_k, use_reentrant=False)
+            else:
+                c, ok = self._head_ce(k, h_trunk, freqs, t_k)
+            ce.append(c)
+            correct.append(ok)
+        B, T = targets.shape
+        empty = h_trunk.new_zeros(B, T, 0, dtype=torch.float32)
+        return MTPOutput(
+            ce=torch.stack(ce, -1) if ce else empty,
+            correct=torch.stack(correct, -1) if correct else empty.bool(),
+            h_normed=self.norm(h_trunk),
+        )
+
+    def _head_ce(self, k: int, h_trunk: torch.Tensor, freqs: torch.Tensor,
+                 targets_k: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(B, T) cross entropy of head k (0 where target is -100) and argmax hits (bool)."""
+        logits = self.unembed(self.head_hidden(k, h_trunk, freqs))  # (B, T, V) float32
+        ce = F.cross_entropy(logits.flatten(0, 1), targets_k.flatten(), ignore_index=-100, reduction="none")
+        correct = (logits.detach().argmax(-1) == targets_k) & (targets_k != -100)
+        return ce.view(targets_k.shape), correct
 
     def new_cache(self, batch_size: int, max_len: int, dtype: torch.dtype | None = None) -> KVCache:
         p = self.tok_embeddings.weight

@@ -1,0 +1,269 @@
+"""The shared LightningModule: model set-up, the MTP step, optimisation, logging, export.
+
+An experiment subclasses `MTPModule` and overrides one hook, `token_weights`, which turns a
+batch and the forward outputs into per-prediction weights (and optionally an auxiliary loss
+and metrics). Everything else (building the model, the weighted MTP loss, NaN policy, sampler
+progress, RNG in checkpoints, sharding hooks) is here, once.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import lightning.pytorch as pl
+import numpy as np
+import torch
+from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
+from torch import nn
+
+from wmtp_lightning.models.bundle import load_bundle, read_params
+from wmtp_lightning.models.transformer import ModelArgs, MTPOutput, Transformer, TransformerBlock
+from wmtp_lightning.weighting import IGNORE_INDEX, mtp_targets, weighted_mtp_loss
+
+log = logging.getLogger(__name__)
+
+
+def default_optimizer(params: Any) -> torch.optim.Optimizer:
+    return torch.optim.AdamW(params, lr=1e-4, weight_decay=0.0)
+
+
+@dataclass
+class Weights:
+    """What `token_weights` returns.
+
+    weights: (B, L, H) per-prediction weights (position-indexed, see `weighting.losses`), or None
+        for uniform weights. aux_loss: added to the MTP loss (e.g. value_coef · value loss).
+    normalize: override of the module's normaliser (Rho-1 hard selection divides by the
+        number of selected tokens). skip_mtp: the policy is not trained this step (critic stage 1).
+    """
+
+    weights: torch.Tensor | None = None
+    aux_loss: torch.Tensor | None = None
+    metrics: dict[str, torch.Tensor] = field(default_factory=dict)
+    normalize: str | None = None
+    skip_mtp: bool = False
+
+
+class MTPModule(pl.LightningModule):
+    """Base experiment: uniform weights unless a subclass says otherwise.
+
+    Args:
+        model: path of a model bundle (`storage/models_v2/<name>`). Exclusive with `preset`.
+        preset: a `ModelArgs` preset name ("tiny", "micro", "7B_1T_4") for a randomly initialised model.
+        model_overrides: ModelArgs fields to override on a preset (e.g. {"vocab_size": 1024}).
+        optimizer: optimizer factory (LightningCLI: `class_path: torch.optim.AdamW`).
+        lr_scheduler: optional scheduler factory, stepped every optimizer step.
+        sequential_heads: compute the heads one at a time with activation checkpointing so the
+            (B, T, H, V) logits never exist at once (same gradients as the plain path).
+        normalize: "token" divides each head's weighted loss by its number of scored tokens,
+            "weight" by the sum of its weights.
+        head_coefs: per-head loss coefficients (default: mean over heads).
+        activation_checkpointing: recompute trunk blocks in backward.
+        nan_policy: "stop" raises on a NaN/inf loss; "skip" drops the step and counts it
+            (single device only: a skipped step on one rank would desynchronise the others).
+        max_nan_skips: with "skip", stop after this many skipped steps.
+        seed: base seed; each rank draws from seed + rank after the model is built.
+    """
+
+    def __init__(
+        self,
+        model: str | None = None,
+        preset: str | None = None,
+        model_overrides: dict[str, Any] | None = None,
+        optimizer: OptimizerCallable = default_optimizer,
+        lr_scheduler: LRSchedulerCallable | None = None,
+        sequential_heads: bool = False,
+        normalize: Literal["token", "weight"] = "token",
+        head_coefs: list[float] | None = None,
+        activation_checkpointing: bool = False,
+        nan_policy: Literal["stop", "skip"] = "stop",
+        max_nan_skips: int = 10,
+        seed: int = 0,
+    ):
+        super().__init__()
+        if (model is None) == (preset is None):
+            raise ValueError("give exactly one of model (a bundle path) or preset (a ModelArgs preset name)")
+        if model is not None and not Path(model).is_dir():
+            raise FileNotFoundError(f"model bundle not found: {model} (make it with scripts/prepare_local_small_model.py "
+                                    "or scripts/convert_checkpoint.py)")
+        self.save_hyperparameters(ignore=["optimizer", "lr_scheduler"])
+        self.optimizer_factory = optimizer
+        self.scheduler_factory = lr_scheduler
+        self.model: Transformer | None = None
+        self.nan_skips = 0
+        self.args = self._model_args()
+
+    @property
+    def run_label(self) -> str:
+        """Folder name of this experiment's checkpoints and export under `default_root_dir`."""
+        return type(self).__name__.removesuffix("MTP").lower()
+
+    # ------------------------------------------------------------------ model
+    def _model_args(self) -> ModelArgs:
+        h = self.hparams
+        if h.model is not None:
+            return read_params(Path(h.model) / "configs" / "params.json")
+        return ModelArgs.from_name(h.preset, **(h.model_overrides or {}))
+
+    def build_model(self) -> Transformer:
+        if self.hparams.model is not None:
+            return load_bundle(self.hparams.model)
+        torch.manual_seed(self.hparams.seed)
+        return Transformer(self.args)
+
+    def configure_model(self) -> None:
+        """Build modules once (idempotent: Lightning may call it again, e.g. when resuming)."""
+        if self.model is None:
+            self.model = self.build_model()
+            self.model.activation_checkpointing = self.hparams.activation_checkpointing
+            self.build_extra()
+        if self.device_mesh is not None:  # ModelParallelStrategy: shard with FSDP2
+            self.shard(self.device_mesh)
+
+    def build_extra(self) -> None:
+        """Hook for subclasses to build their own modules (value head, reference model)."""
+
+    def shard(self, mesh: Any) -> None:
+        """FSDP2 `fully_shard` per transformer block, then the root (DESIGN §7)."""
+        from torch.distributed.fsdp import MixedPrecisionPolicy, fully_shard
+
+        dp_mesh = mesh["data_parallel"] if "data_parallel" in (mesh.mesh_dim_names or ()) else mesh
+        mp = None
+        if self.trainer.precision in ("bf16-true", "bf16-mixed"):
+            mp = MixedPrecisionPolicy(param_dtype=torch.bfloat16, reduce_dtype=torch.float32)
+        kwargs = {"mesh": dp_mesh, **({"mp_policy": mp} if mp else {})}
+        for module in self.model.modules():
+            if isinstance(module, TransformerBlock):
+                fully_shard(module, **kwargs)
+        fully_shard(self.model, **kwargs)
+        for extra in self.shardable_extras():
+            fully_shard(extra, **kwargs)
+
+    def shardable_extras(self) -> list[nn.Module]:
+        """Trainable modules besides the transformer that must be sharded/synchronised too."""
+        return []
+
+    # ------------------------------------------------------------------ step
+    def forward(self, batch: dict[str, torch.Tensor], n_heads: int | None = None) -> MTPOutput:
+        return self.model(batch["input_ids"], targets=batch["labels"], n_heads=n_heads,
+                          sequential_heads=self.hparams.sequential_heads)
+
+    def heads_needed(self) -> int | None:
+        """How many heads the step computes (None = all). Critic stage 1 needs none."""
+        return None
+
+    def token_weights(self, batch: dict[str, torch.Tensor], out: MTPOutput, valid: torch.Tensor,
+                      stage: str) -> Weights:
+        """The experiment's hook: per-prediction weights (B, L, H) for this batch. Default: uniform."""
+        return Weights()
+
+    def step(self, batch: dict[str, torch.Tensor], stage: str) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        out = self(batch, self.heads_needed())
+        H = out.ce.shape[-1]
+        labels = batch["labels"]
+        valid = mtp_targets(labels, H) != IGNORE_INDEX if H else out.correct
+        w = self.token_weights(batch, out, valid, stage)
+        metrics: dict[str, torch.Tensor] = dict(w.metrics)
+        loss = out.ce.new_zeros(())
+        if H and not w.skip_mtp:
+            mtp, per_head = weighted_mtp_loss(out.ce, valid, w.weights, w.normalize or self.hparams.normalize,
+                                              self.hparams.head_coefs)
+            loss = loss + mtp
+            metrics["mtp_loss"] = mtp.detach()
+            for k in range(H):
+                metrics[f"loss_head{k + 1}"] = per_head[k].detach()
+        if H:
+            with torch.no_grad():
+                uniform = out.ce.detach() * valid
+                n_valid = valid.sum(dim=(0, 1)).clamp_min(1)
+                for k in range(H):
+                    metrics[f"ce_head{k + 1}"] = uniform[..., k].sum() / n_valid[k]
+                    metrics[f"acc_head{k + 1}"] = out.correct[..., k].sum() / n_valid[k]
+        if w.aux_loss is not None:
+            loss = loss + w.aux_loss
+        metrics["loss"] = loss.detach()
+        return loss, metrics
+
+    def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor | None:
+        loss, metrics = self.step(batch, "train")
+        if not torch.isfinite(loss):
+            return self._non_finite(loss, batch_idx)
+        self.log_dict({f"train/{k}": v for k, v in metrics.items()}, on_step=True, on_epoch=False,
+                      prog_bar=False, batch_size=len(batch["input_ids"]))
+        self.log("loss", metrics["loss"], prog_bar=True, on_step=True, on_epoch=False, logger=False)
+        return loss
+
+    def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
+        _, metrics = self.step(batch, "val")
+        self.log_dict({f"val/{k}": v for k, v in metrics.items()}, on_step=False, on_epoch=True,
+                      batch_size=len(batch["input_ids"]), sync_dist=True)
+
+    def _non_finite(self, loss: torch.Tensor, batch_idx: int) -> None:
+        where = f"step {self.global_step} (batch {batch_idx})"
+        if self.hparams.nan_policy == "stop":
+            raise FloatingPointError(f"loss is {loss.item()} at {where}; lower the learning rate, check the data, "
+                                     "or set model.init_args.nan_policy=skip")
+        self.nan_skips += 1
+        log.warning("non-finite loss %s at %s: step skipped (%d so far)", loss.item(), where, self.nan_skips)
+        self.log("train/nan_skips", float(self.nan_skips), on_step=True)
+        if self.nan_skips > self.hparams.max_nan_skips:
+            raise FloatingPointError(f"{self.nan_skips} non-finite losses (max_nan_skips={self.hparams.max_nan_skips})")
+        return None
+
+    # ------------------------------------------------------------------ hooks
+    def setup(self, stage: str) -> None:
+        if self.hparams.nan_policy == "skip" and self.trainer.world_size > 1:
+            raise ValueError("nan_policy=skip is single-device only (a skipped step on one rank desynchronises the "
+                             "others); use nan_policy=stop")
+        dm = getattr(self.trainer, "datamodule", None)
+        tok = getattr(dm, "tokenizer", None)
+        if tok is not None and tok.vocab_size != self.args.vocab_size:
+            raise ValueError(f"tokenizer {tok.path} has {tok.vocab_size} pieces but the model's vocab_size is "
+                             f"{self.args.vocab_size}: data.tokenizer must be the model's tokenizer")
+
+    def on_fit_start(self) -> None:
+        rank_seed = self.hparams.seed + self.global_rank
+        torch.manual_seed(rank_seed)
+        np.random.seed(rank_seed % 2**32)
+        random.seed(rank_seed)
+
+    def on_train_batch_end(self, outputs: Any, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
+        # The sampler position advances only once a batch has been trained, so a checkpoint
+        # records exactly what was consumed (prefetched batches are not counted).
+        dm = getattr(self.trainer, "datamodule", None)
+        if dm is not None and hasattr(dm, "advance"):
+            dm.advance(int(batch["n_items"]) if "n_items" in batch else len(batch["input_ids"]))
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        checkpoint["wmtp_rng"] = {"torch": torch.get_rng_state(), "numpy": np.random.get_state(),
+                                  "python": random.getstate()}
+        checkpoint["wmtp_model_args"] = self.args.to_dict()
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        rng = checkpoint.get("wmtp_rng")
+        if rng:
+            torch.set_rng_state(rng["torch"])
+            np.random.set_state(rng["numpy"])
+            random.setstate(rng["python"])
+
+    # ------------------------------------------------------------------ optimisation
+    def trainable_parameters(self) -> list[nn.Parameter]:
+        return [p for p in self.parameters() if p.requires_grad]
+
+    def configure_optimizers(self) -> Any:
+        params = self.trainable_parameters()
+        if not params:
+            raise ValueError("no trainable parameters (is everything frozen?)")
+        decay = [p for p in params if p.dim() >= 2]  # weight decay only on matrices (nanoGPT)
+        no_decay = [p for p in params if p.dim() < 2]
+        groups = [{"params": decay}, {"params": no_decay, "weight_decay": 0.0}]
+        optimizer = self.optimizer_factory([g for g in groups if g["params"]])
+        if self.scheduler_factory is None:
+            return optimizer
+        scheduler = self.scheduler_factory(optimizer)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+

@@ -1,0 +1,66 @@
+"""Figures for token weights (used by the training callback and the analysis notebook)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
+
+
+def weight_histogram(groups: dict[str, np.ndarray], title: str = "token weights", bins: int = 40) -> Figure:
+    """Overlaid histograms, e.g. {"correct": w_c, "incorrect": w_i}."""
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    for name, values in groups.items():
+        if len(values):
+            ax.hist(np.asarray(values, dtype=float), bins=bins, alpha=0.55, label=f"{name} (n={len(values)})")
+    ax.set_xlabel("weight")
+    ax.set_ylabel("tokens")
+    ax.set_title(title)
+    ax.legend()
+    fig.tight_layout()
+    return fig
+
+
+def token_heatmap(pieces: Sequence[str], weights: Sequence[float], title: str = "", vmin: float = 0.1,
+                  vmax: float = 5.0, width: int = 100) -> Figure:
+    """Code rendered token by token, each token's background coloured by its weight (log scale).
+
+    pieces: decoded text of each token (newlines break lines); weights: one per piece.
+    """
+    cmap = plt.get_cmap("coolwarm")
+    lo, hi = np.log(vmin), np.log(vmax)
+    lines: list[list[tuple[str, float]]] = [[]]
+    col = 0
+    for piece, w in zip(pieces, weights):
+        parts = piece.split("\n")
+        for i, part in enumerate(parts):
+            if i > 0:
+                lines.append([])
+                col = 0
+            if part:
+                if col + len(part) > width:
+                    lines.append([])
+                    col = 0
+                lines[-1].append((part, float(w)))
+                col += len(part)
+    n = max(len(lines), 1)
+    fig = plt.figure(figsize=(width * 0.085, 0.22 * n + 0.6))
+    ax = fig.add_axes([0, 0, 1, 1])
+    ax.set_xlim(0, width)
+    ax.set_ylim(n + 1, 0)
+    ax.axis("off")
+    if title:
+        ax.text(0, 0.5, title, fontsize=9, fontweight="bold", va="center")
+    for row, line in enumerate(lines, start=1):
+        col = 0
+        for text, w in line:
+            shade = cmap((np.clip(np.log(max(w, 1e-9)), lo, hi) - lo) / (hi - lo))
+            ax.add_patch(plt.Rectangle((col, row - 0.45), len(text), 0.9, color=shade, linewidth=0))
+            ax.text(col, row, text, fontsize=8, family="monospace", va="center")
+            col += len(text)
+    return fig

@@ -1,0 +1,67 @@
+"""TD errors and exponential token weights for the verifiable critic (DESIGN §3).
+
+V_t = V(s_t) is the value of the state after x_0..x_t (values[b, t]); token x_j is chosen in
+state s_{j-1}. For response tokens j = p..T (T = EOS, the last response token), with the binary
+reward R = 1 if the solution is correct else 0 and V(terminal) = 0:
+
+    δ_j = γ·V_j − V_{j−1}     for p <= j < T   (intermediate: r = 0, bootstrapped)
+    δ_T = R − V_{T−1}                           (terminal: the reward itself)
+
+    w_j = clamp(exp(δ_j / β), min_weight, max_weight), computed without gradient.
+
+A token that raises the expected reward gets w > 1, one that lowers it w < 1; in a failing
+solution the token where the value drops (the bug) is down-weighted.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from wmtp_lightning.weighting.losses import IGNORE_INDEX, head_weights, mtp_targets, response_bounds
+
+
+def td_errors(values: torch.Tensor, labels: torch.Tensor, reward: torch.Tensor,
+              gamma: float = 1.0) -> tuple[torch.Tensor, torch.Tensor]:
+    """Sequence-terminal TD errors, token-indexed.
+
+    values (B, L) float, labels (B, L), reward (B,) -> (δ (B, L), response mask (B, L) bool).
+    δ is 0 outside the response. Values at the first position are never needed: the response
+    starts after the prompt, so V_{p-1} exists.
+    """
+    mask = labels != IGNORE_INDEX
+    _, last, _ = response_bounds(labels)
+    v_prev = torch.zeros_like(values)
+    v_prev[:, 1:] = values[:, :-1]  # v_prev[:, j] = V_{j-1}
+    pos = torch.arange(labels.shape[1], device=labels.device)
+    terminal = pos[None, :] == last[:, None]  # (B, L)
+    delta = torch.where(terminal, reward[:, None].to(values.dtype) - v_prev, gamma * values - v_prev)
+    return delta * mask, mask
+
+
+def td_errors_horizon(values: torch.Tensor, labels: torch.Tensor, reward: torch.Tensor, n_heads: int,
+                      gamma: float = 1.0) -> tuple[torch.Tensor, torch.Tensor]:
+    """The seed's `horizon` variant, position-indexed per head (B, L, H).
+
+    Heads k < H use the sequence TD error of their target token x_{t+k}; head H treats its own
+    target as the end of its window: δ[b, t, H-1] = R − V_{t+H−1}. Returns (δ, valid) where
+    valid[b, t, k-1] says head k at t has a response target.
+    """
+    delta_tok, _ = td_errors(values, labels, reward, gamma)
+    delta = head_weights(delta_tok, n_heads)  # (B, L, H): δ_{t+k}
+    valid = mtp_targets(labels, n_heads) != IGNORE_INDEX
+    H = n_heads
+    v_window = torch.zeros_like(values)
+    if H - 1 < values.shape[1]:
+        v_window[:, : values.shape[1] - (H - 1)] = values[:, H - 1 :]  # V_{t+H-1}
+    delta[..., H - 1] = reward[:, None].to(values.dtype) - v_window
+    return delta * valid, valid
+
+
+@torch.no_grad()
+def td_weights(delta: torch.Tensor, mask: torch.Tensor, beta: float = 0.9, min_weight: float = 0.1,
+               max_weight: float = 5.0) -> torch.Tensor:
+    """w = clamp(exp(δ/β), min, max) on masked-in entries, 0 elsewhere; never carries gradient."""
+    if beta <= 0:
+        raise ValueError(f"beta must be > 0, got {beta}")
+    w = torch.exp(delta.detach().float() / beta).clamp(min_weight, max_weight)
+    return w * mask
