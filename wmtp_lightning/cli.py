@@ -8,6 +8,7 @@ Any LightningModule / DataModule of the package can be selected by class path in
 
 from __future__ import annotations
 
+import logging
 import warnings
 
 import lightning.pytorch as pl
@@ -59,8 +60,18 @@ def place_run_outputs(trainer: pl.Trainer, module: pl.LightningModule) -> None:
             cb.dirpath = str(root / "export")
 
 
+def _package_logging() -> None:
+    pkg = logging.getLogger("wmtp_lightning")
+    if not pkg.handlers:
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("[wmtp] %(levelname)s %(name)s: %(message)s"))
+        pkg.addHandler(handler)
+        pkg.setLevel(logging.INFO)
+
+
 def main(args: list[str] | None = None, run: bool = True) -> WMTPCLI:
     """Run the CLI on `args` (default: sys.argv) and return it (tests inspect `.trainer`, `.model`)."""
+    _package_logging()
     return WMTPCLI(args=args, run=run)
 
 
