@@ -83,7 +83,7 @@ class MTPCollator:
             if not self.truncate:
                 raise ValueError(f"line {item.get('line')} ({item.get('task_id')}): {len(ids)} tokens > max_length "
                                  f"{self.max_length}; filter the dataset or set truncate=True")
-            if item["is_correct"]:
+            if item["is_correct"] or n_prompt >= self.max_length:  # no longer correct / nothing to learn
                 self.dropped_truncated += 1
                 return None
             ids = ids[: self.max_length]

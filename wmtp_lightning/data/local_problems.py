@@ -63,7 +63,7 @@ The first line contains n (1 <= n <= 100). The second line contains n integers a
 
 Output
 Print the maximum value.
-""", [("3\n1 5 2\n", "5\n"), ("1\n-4\n", "-4\n"), ("4\n-3 -1 -2 -9\n", "-1\n"), ("5\n7 7 7 7 7\n", "7\n")], [
+""", [("3\n1 5 2\n", "5\n"), ("1\n-4\n", "-4\n"), ("4\n-3 -1 -2 -9\n", "-1\n"), ("5\n7 7 7 7 7\n", "7\n"), ("3\n9 1 2\n", "9\n")], [
         "n = int(input())\na = list(map(int, input().split()))\nprint(max(a))",
         "n = int(input())\nbest = None\nfor x in map(int, input().split()):\n    if best is None or x > best:\n        best = x\nprint(best)",
     ], [
@@ -222,7 +222,7 @@ Print q lines, the answers.
         "from itertools import accumulate\nn, q = map(int, input().split())\npre = [0, *accumulate(map(int, input().split()))]\nfor _ in range(q):\n    l, r = map(int, input().split())\n    print(pre[r] - pre[l - 1])",
     ], [
         "from itertools import accumulate\nn, q = map(int, input().split())\npre = [0, *accumulate(map(int, input().split()))]\nfor _ in range(q):\n    l, r = map(int, input().split())\n    print(pre[r] - pre[l])",
-        "from itertools import accumulate\nn, q = map(int, input().split())\npre = [0, *accumulate(map(int, input().split()))]\nprint(' '.join(str(pre[r] - pre[l - 1]) for l, r in (map(int, input().split()) for _ in range(q))))",
+        "from itertools import accumulate\nn, q = map(int, input().split())\npre = [0, *accumulate(map(int, input().split()))]\nfor _ in range(q):\n    l, r = map(int, input().split())\n    print(pre[r - 1] - pre[l - 1])",
     ], n_public=1),
     _p("balanced_brackets", 5, """
 Check whether a string of round brackets is balanced.
@@ -252,7 +252,7 @@ Print gcd(a, b) and lcm(a, b) separated by a space.
         "a, b = map(int, input().split())\nx, y = a, b\nwhile y:\n    x, y = y, x % y\nprint(x, a * b // x)",
     ], [
         "from math import gcd\na, b = map(int, input().split())\nprint(gcd(a, b), a * b)",
-        "from math import gcd\na, b = map(int, input().split())\ng = gcd(a, b)\nprint(g)\nprint(a * b // g)",
+        "from math import gcd\na, b = map(int, input().split())\ng = gcd(a, b)\nprint(f'{g},{a * b // g}')",
     ], split="test"),
     _p("count_primes", 8, """
 Count the primes not greater than n.
@@ -292,7 +292,7 @@ The first line contains n and x (2 <= n <= 10^5, |x| <= 10^9), the second n inte
 
 Output
 Print YES or NO.
-""", [("4 9\n2 7 11 15\n", "YES\n"), ("3 10\n5 1 2\n", "NO\n"), ("2 10\n5 5\n", "YES\n"), ("3 4\n2 1 5\n", "NO\n")], [
+""", [("4 9\n2 7 11 15\n", "YES\n"), ("3 10\n5 1 2\n", "NO\n"), ("2 10\n5 5\n", "YES\n"), ("3 4\n2 1 5\n", "NO\n"), ("4 8\n3 1 2 5\n", "YES\n")], [
         "n, x = map(int, input().split())\nseen = set()\nok = False\nfor v in map(int, input().split()):\n    if x - v in seen:\n        ok = True\n    seen.add(v)\nprint('YES' if ok else 'NO')",
         "n, x = map(int, input().split())\na = sorted(map(int, input().split()))\ni, j = 0, n - 1\nok = False\nwhile i < j:\n    s = a[i] + a[j]\n    if s == x:\n        ok = True\n        break\n    if s < x:\n        i += 1\n    else:\n        j -= 1\nprint('YES' if ok else 'NO')",
     ], [
@@ -505,7 +505,7 @@ The first line contains n (2 <= n <= 10^5), the second n distinct integers (|a_i
 
 Output
 Print the minimum difference.
-""", [("4\n10 1 5 3\n", "2\n"), ("2\n-5 5\n", "10\n"), ("5\n1 100 50 51 200\n", "1\n")], [
+""", [("4\n10 1 5 3\n", "2\n"), ("2\n-5 5\n", "10\n"), ("5\n1 100 50 51 200\n", "1\n"), ("4\n1 10 2 20\n", "1\n"), ("3\n1 10 11\n", "1\n")], [
         "n = int(input())\na = sorted(map(int, input().split()))\nprint(min(a[i + 1] - a[i] for i in range(n - 1)))",
         "n = int(input())\na = sorted(map(int, input().split()))\nprint(min(y - x for x, y in zip(a, a[1:])))",
     ], [
@@ -520,7 +520,7 @@ One line with a, b, m (0 <= a, b <= 10^18, 1 <= m <= 10^9).
 
 Output
 Print a^b mod m.
-""", [("2 10 1000\n", "24\n"), ("5 0 7\n", "1\n"), ("3 1000000000000000000 1000000007\n", "246336683\n"), ("7 3 1\n", "0\n")], [
+""", [("2 10 1000\n", "24\n"), ("5 0 7\n", "1\n"), ("3 1000000000000000000 1000000007\n", "246336683\n"), ("7 3 1\n", "0\n"), ("5 0 1\n", "0\n")], [
         "a, b, m = map(int, input().split())\nprint(pow(a, b, m))",
         "a, b, m = map(int, input().split())\nr = 1 % m\na %= m\nwhile b:\n    if b & 1:\n        r = r * a % m\n    a = a * a % m\n    b >>= 1\nprint(r)",
     ], [
@@ -551,7 +551,7 @@ One line with three integers (1 <= a, b, c <= 10^9).
 
 Output
 Print the triangle type.
-""", [("3 3 3\n", "equilateral\n"), ("3 4 5\n", "scalene\n"), ("1 2 3\n", "none\n"), ("5 5 8\n", "isosceles\n"), ("1 1 5\n", "none\n")], [
+""", [("3 3 3\n", "equilateral\n"), ("3 4 5\n", "scalene\n"), ("1 2 3\n", "none\n"), ("5 5 8\n", "isosceles\n"), ("1 1 5\n", "none\n"), ("5 1 1\n", "none\n")], [
         "a, b, c = sorted(map(int, input().split()))\nif a + b <= c:\n    print('none')\nelif a == c:\n    print('equilateral')\nelif a == b or b == c:\n    print('isosceles')\nelse:\n    print('scalene')",
         "s = sorted(map(int, input().split()))\nk = len(set(s))\nprint('none' if s[0] + s[1] <= s[2] else ['', 'equilateral', 'isosceles', 'scalene'][k])",
     ], [

@@ -1,0 +1,72 @@
+"""Template, loss masking and padding, checked with the real LLaMA tokenizer."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from wmtp_lightning.data.collate import IGNORE_INDEX, MTPCollator, build_prompt, tokenize_example
+from wmtp_lightning.data.local_problems import PROBLEMS
+from wmtp_lightning.models.tokenizer import Tokenizer
+
+
+def item(instruction="Add two numbers.", inp="Example 1\nInput:\n1 2\nOutput:\n3", out="print(1 + 2)", ok=True, line=0):
+    return {"instruction": instruction, "input": inp, "output": out, "is_correct": ok, "task_id": f"t_{line}",
+            "metadata": {"difficulty": 3}, "line": line}
+
+
+def test_template_has_header_and_optional_input():
+    p = build_prompt("Do X.", "1 2")
+    assert p.endswith("### Response:\n") and "### Input:\n1 2" in p and "### Instruction:\nDo X." in p
+    assert "### Input" not in build_prompt("Do X.", "")
+
+
+def test_prompt_response_boundary_is_exact_with_llama(llama_tokenizer_path):
+    tok = Tokenizer(llama_tokenizer_path)
+    for p in PROBLEMS:
+        for code in p.correct + p.incorrect:
+            ids, n_prompt, merged = tokenize_example(tok, p.description, "", code)
+            assert not merged, p.name
+            assert ids[:n_prompt] == tok.encode(build_prompt(p.description, ""), bos=True)
+            assert tok.decode(ids[n_prompt:-1]) == code and ids[-1] == tok.eos_id
+
+
+def test_labels_mask_prompt_header_and_padding(llama_tokenizer_path):
+    tok = Tokenizer(llama_tokenizer_path)
+    coll = MTPCollator(tok, pad_to_multiple_of=8)
+    items = [item(line=3), item(out="x = 1\nprint(x)\n" * 3, ok=False, line=5)]
+    batch = coll(items)
+    ids, labels, att = batch["input_ids"], batch["labels"], batch["attention_mask"]
+    assert ids.shape[1] % 8 == 0 and ids.shape == labels.shape == att.shape
+    for row, it in enumerate(items):
+        full, n_prompt, _ = tokenize_example(tok, it["instruction"], it["input"], it["output"])
+        n = len(full)
+        assert (labels[row, :n_prompt] == IGNORE_INDEX).all()  # BOS, instruction, input, header
+        assert labels[row, n_prompt:n].tolist() == full[n_prompt:]  # solution ...
+        assert labels[row, n - 1] == tok.eos_id  # ... and EOS are learned
+        assert (labels[row, n:] == IGNORE_INDEX).all() and (att[row, n:] == 0).all() and (att[row, :n] == 1).all()
+    assert batch["is_correct"].tolist() == [1.0, 0.0] and batch["index"].tolist() == [3, 5]
+    assert batch["difficulty"].tolist() == [3, 3] and int(batch["n_items"]) == 2
+
+
+def test_long_rows_raise_or_truncate(micro_tokenizer_path):
+    tok = Tokenizer(micro_tokenizer_path)
+    long_out = "print(1)\n" * 200
+    _, n_prompt, _ = tokenize_example(tok, item()["instruction"], item()["input"], long_out)
+    limit = n_prompt + 10
+    with pytest.raises(ValueError, match=rf"line 7 \(t_7\): \d+ tokens > max_length {limit}"):
+        MTPCollator(tok, max_length=limit)([item(out=long_out, line=7)])
+    coll = MTPCollator(tok, max_length=limit, truncate=True)
+    batch = coll([item(out=long_out, ok=False, line=1), item(out=long_out, ok=True, line=2), item(line=4)])
+    assert batch["index"].tolist() == [1, 4] and coll.dropped_truncated == 1  # truncated correct = dropped
+    assert batch["input_ids"].shape[1] == limit and int(batch["n_items"]) == 3
+    assert (batch["labels"][0, n_prompt:] != IGNORE_INDEX).all()  # the kept (incorrect) row learns its 10 tokens
+
+
+def test_skipped_items_are_dropped_and_counted(micro_tokenizer_path):
+    coll = MTPCollator(Tokenizer(micro_tokenizer_path))
+    batch = coll([None, item(line=2)])
+    assert batch["index"].tolist() == [2] and int(batch["n_items"]) == 2
+    with pytest.raises(ValueError, match="every item"):
+        coll([None])
+    assert torch.is_tensor(batch["labels"])
