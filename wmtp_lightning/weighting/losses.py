@@ -77,12 +77,12 @@ def weighted_mtp_loss(ce: torch.Tensor, valid: torch.Tensor, weights: torch.Tens
     that are not valid never enter a sum or a normaliser. A head with an empty denominator
     contributes 0. Returns (total, per-head losses (H,)).
     """
-    v = valid.to(ce.dtype)
-    w = v if weights is None else weights.to(ce.dtype) * v
-    num = (w * ce).sum(dim=(0, 1))  # (H,)
-    den = (v if normalize == "token" else w).sum(dim=(0, 1))
     if normalize not in ("token", "weight"):
         raise ValueError(f"normalize must be 'token' or 'weight', got {normalize!r}")
+    v = valid.to(ce.dtype)
+    w = v if weights is None else torch.where(valid, weights.to(ce.dtype), 0.0)
+    num = torch.where(valid, w * ce, 0.0).sum(dim=(0, 1))  # (H,); nothing unscored can leak in
+    den = (v if normalize == "token" else w).sum(dim=(0, 1))
     per_head = num / den.clamp_min(torch.finfo(ce.dtype).tiny) * (den > 0)
     if head_coefs is None:
         return per_head.mean(), per_head
