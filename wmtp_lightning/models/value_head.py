@@ -26,7 +26,7 @@ class ValueHead(nn.Module):
 
     def forward(self, h_normed: torch.Tensor) -> torch.Tensor:
         """(B, T, D) normed trunk state -> (B, T) values, float32."""
-        return self.proj(h_normed).squeeze(-1).float()
+        return self.proj(h_normed).squeeze(-1).to(torch.float32, copy=True)  # no view: FSDP2 hooks outputs
 
     def save(self, path: str | Path) -> None:
         path = Path(path)
