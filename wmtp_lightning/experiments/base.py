@@ -189,6 +189,7 @@ class MTPModule(pl.LightningModule):
         return loss, metrics
 
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor | None:
+        self._advance_sampler(batch)
         loss, metrics = self.step(batch, "train")
         if not torch.isfinite(loss):
             return self._non_finite(loss, batch_idx)
@@ -231,23 +232,34 @@ class MTPModule(pl.LightningModule):
         np.random.seed(rank_seed % 2**32)
         random.seed(rank_seed)
 
-    def on_train_batch_end(self, outputs: Any, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
-        # The sampler position advances only once a batch has been trained, so a checkpoint
-        # records exactly what was consumed (prefetched batches are not counted).
-        dm = getattr(self.trainer, "datamodule", None)
+    def _advance_sampler(self, batch: dict[str, torch.Tensor]) -> None:
+        # Counted when a batch reaches training_step (not when it is prefetched), and before
+        # ModelCheckpoint saves at the end of the step, so a checkpoint records exactly what
+        # was consumed and a resumed run continues with the next unseen sample.
+        dm = getattr(self._trainer, "datamodule", None) if self._trainer is not None else None
         if dm is not None and hasattr(dm, "advance"):
             dm.advance(int(batch["n_items"]) if "n_items" in batch else len(batch["input_ids"]))
 
+    def optimizer_step(self, *args: Any, **kwargs: Any) -> None:
+        super().optimizer_step(*args, **kwargs)
+        self.after_optimizer_step()
+
+    def after_optimizer_step(self) -> None:
+        """Hook run right after each optimizer step (before callbacks such as checkpointing)."""
+
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        checkpoint["wmtp_rng"] = {"torch": torch.get_rng_state(), "numpy": np.random.get_state(),
-                                  "python": random.getstate()}
+        _, keys, pos, has_gauss, gauss = np.random.get_state()
+        # Plain tensors and numbers only, so the checkpoint loads with torch.load(weights_only=True).
+        checkpoint["wmtp_rng"] = {"torch": torch.get_rng_state(), "python": random.getstate(),
+                                  "numpy": (torch.from_numpy(keys.astype(np.int64)), pos, has_gauss, gauss)}
         checkpoint["wmtp_model_args"] = self.args.to_dict()
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         rng = checkpoint.get("wmtp_rng")
         if rng:
             torch.set_rng_state(rng["torch"])
-            np.random.set_state(rng["numpy"])
+            keys, pos, has_gauss, gauss = rng["numpy"]
+            np.random.set_state(("MT19937", keys.numpy().astype(np.uint32), pos, has_gauss, gauss))
             random.setstate(rng["python"])
 
     # ------------------------------------------------------------------ optimisation

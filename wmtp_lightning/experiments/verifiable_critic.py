@@ -181,8 +181,7 @@ class VerifiableCriticMTP(MTPModule):
         return (delta - v.mean()) / (v.std(unbiased=False) + 1e-6) * mask if v.numel() > 1 else delta
 
     # ------------------------------------------------------------------ anchor, AUC, drift
-    def on_train_batch_end(self, outputs: Any, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
-        super().on_train_batch_end(outputs, batch, batch_idx)
+    def after_optimizer_step(self) -> None:
         d = self.hparams.anchor_decay
         with torch.no_grad(), full_params(self.value_head) as params:
             for pa, p in zip(self.value_anchor.parameters(), params):
