@@ -132,7 +132,7 @@ def _guard(workdir: str) -> None:
                  "lchflags", "lchmod", "lchown", "chmod", "chown", "chroot", "chdir", "fchmod", "fchown",
                  "execv", "execve", "execvp", "execvpe", "execl", "execle", "execlp", "spawnv", "spawnve",
                  "posix_spawn", "posix_spawnp", "popen", "link", "symlink", "mkfifo", "mknod", "_exit",
-                 "abort", "register_at_fork"):
+                 "abort"):
         if hasattr(os, name):
             setattr(os, name, blocked(f"os.{name}"))
     for name in ("rmtree", "move", "chown", "copyfile", "copytree"):
