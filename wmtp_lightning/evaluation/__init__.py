@@ -1,0 +1,5 @@
+"""Benchmarks, sandboxed execution, generation (with self-speculative decoding) and pass@k."""
+
+from wmtp_lightning.evaluation.datamodule import EvalDataModule
+
+__all__ = ["EvalDataModule"]

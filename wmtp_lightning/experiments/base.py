@@ -20,7 +20,8 @@ import torch
 from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from torch import nn
 
-from wmtp_lightning.models.bundle import load_bundle, read_params
+from wmtp_lightning.models.bundle import bundle_tokenizer, load_bundle, read_params
+from wmtp_lightning.models.tokenizer import Tokenizer
 from wmtp_lightning.models.transformer import ModelArgs, MTPOutput, Transformer, TransformerBlock
 from wmtp_lightning.weighting import IGNORE_INDEX, mtp_targets, weighted_mtp_loss
 
@@ -214,6 +215,71 @@ class MTPModule(pl.LightningModule):
         if self.nan_skips > self.hparams.max_nan_skips:
             raise FloatingPointError(f"{self.nan_skips} non-finite losses (max_nan_skips={self.hparams.max_nan_skips})")
         return None
+
+    # ------------------------------------------------------------------ evaluation (wmtp test / predict)
+    @property
+    def tokenizer(self) -> Tokenizer:
+        """The model bundle's tokenizer (evaluation decodes with it)."""
+        if getattr(self, "_tokenizer", None) is None:
+            if self.hparams.model is None:
+                raise ValueError("generation needs a model bundle with a tokenizer (model=...), not a preset")
+            self._tokenizer = bundle_tokenizer(self.hparams.model, self.args)
+        return self._tokenizer
+
+    def _eval_dm(self) -> Any:
+        dm = getattr(self.trainer, "datamodule", None)
+        if dm is None or not hasattr(dm, "generation_config"):
+            raise ValueError("`wmtp test` / `wmtp predict` need data.class_path: "
+                             "wmtp_lightning.evaluation.EvalDataModule (see configs/eval/)")
+        return dm
+
+    def transfer_batch_to_device(self, batch: Any, device: torch.device, dataloader_idx: int) -> Any:
+        if isinstance(batch, list):  # evaluation problems: nothing to move, tokens are made on the device
+            return batch
+        return super().transfer_batch_to_device(batch, device, dataloader_idx)
+
+    def on_test_epoch_start(self) -> None:
+        from wmtp_lightning.evaluation.generation import SpeculativeStats
+        from wmtp_lightning.evaluation.metrics import PassAtK
+
+        self.pass_at_k = PassAtK(self._eval_dm().ks).to(self.device)
+        self._eval_rows: list[dict[str, Any]] = []
+        self._spec_stats = SpeculativeStats()
+
+    def _complete(self, problems: list[Any]) -> list[list[str]]:
+        from wmtp_lightning.evaluation.runner import complete
+
+        dm = self._eval_dm()
+        return complete(self.model, self.tokenizer, problems, dm.hparams.template,
+                        [dm.generation_config(p) for p in problems], dm.hparams.decoding, self._spec_stats)
+
+    def test_step(self, batch: list[Any], batch_idx: int) -> None:
+        from wmtp_lightning.evaluation.runner import judge_all
+
+        dm = self._eval_dm()
+        rows = judge_all(batch, self._complete(batch), dm.limits, dm.hparams.workers)
+        self._eval_rows += rows
+        for p in batch:
+            verdicts = [r["passed"] for r in rows if r["task_id"] == p.task_id]
+            self.pass_at_k.update(torch.tensor(len(verdicts)), torch.tensor(sum(verdicts)))
+
+    def on_test_epoch_end(self) -> None:
+        from wmtp_lightning.evaluation.results import write_results
+
+        values = self.pass_at_k.compute()  # synced across ranks
+        for k, v in values.items():  # MLflow metric names cannot hold "@"
+            self.log(f"test/{k.replace('@', '_at_')}", v.float(), rank_zero_only=True)
+        if self._spec_stats.forward_passes:
+            self.log("test/spec_acceptance_rate", self._spec_stats.acceptance_rate)
+            self.log("test/spec_tokens_per_pass", self._spec_stats.tokens_per_pass)
+        write_results(self.trainer, self._eval_rows, {k: float(v) for k, v in values.items()}, self._eval_dm())
+
+    def predict_step(self, batch: list[Any], batch_idx: int) -> list[dict[str, Any]]:
+        if not hasattr(self, "_spec_stats"):
+            from wmtp_lightning.evaluation.generation import SpeculativeStats
+
+            self._spec_stats = SpeculativeStats()
+        return [{"task_id": p.task_id, "completion": c} for p, cs in zip(batch, self._complete(batch)) for c in cs]
 
     # ------------------------------------------------------------------ hooks
     def setup(self, stage: str) -> None:

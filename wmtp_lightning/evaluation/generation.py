@@ -1,0 +1,200 @@
+"""Batched generation with the KV cache, and self-speculative decoding with the MTP heads (DESIGN §6).
+
+`generate` left-pads a batch of prompts (a key-padding mask keeps padding out of attention;
+RoPE is relative, so a shifted row gives the same result), then decodes with head 1: greedy,
+or temperature / top-p sampling from a seeded generator, until EOS, a stop sequence or
+`max_new_tokens`.
+
+`speculative_generate` (greedy, one prompt) uses the MTP heads as a draft model (Gloeckle et al.
+2024, §3.2 / Stern et al. 2018): at the last accepted position, head 1 gives the next token and
+heads 2..H draft the H−1 after it. One forward pass over [next, drafts] then verifies: the k-th draft
+is accepted iff head 1, given everything before it, would have chosen it too; the first mismatch
+is replaced by head 1's own choice. Every emitted token is therefore head 1's greedy choice, so
+the output is identical to plain greedy decoding; the KV cache past the accepted prefix is simply
+overwritten by the next pass.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import torch
+
+from wmtp_lightning.models.tokenizer import Tokenizer
+from wmtp_lightning.models.transformer import Transformer
+
+
+@dataclass(frozen=True)
+class GenerationConfig:
+    """Args:
+    max_new_tokens: generated tokens per sample at most.
+    temperature: 0 = greedy.
+    top_p: nucleus sampling mass (1.0 = off).
+    stop: strings that end a completion (the completion is cut before them).
+    n_samples: completions per prompt.
+    seed: sampling seed.
+    """
+
+    max_new_tokens: int = 256
+    temperature: float = 0.0
+    top_p: float = 1.0
+    stop: tuple[str, ...] = ()
+    n_samples: int = 1
+    seed: int = 0
+
+
+@dataclass
+class Generation:
+    text: str
+    tokens: list[int]
+    finish_reason: str  # "eos" | "stop" | "length"
+
+
+@dataclass
+class SpeculativeStats:
+    forward_passes: int = 0
+    drafted: int = 0
+    accepted: int = 0
+    new_tokens: int = 0
+    seconds: float = 0.0
+    extra: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def acceptance_rate(self) -> float:
+        return self.accepted / self.drafted if self.drafted else 0.0
+
+    @property
+    def tokens_per_pass(self) -> float:
+        return self.new_tokens / self.forward_passes if self.forward_passes else 0.0
+
+
+def cut_at_stop(text: str, stop: Sequence[str]) -> tuple[str, bool]:
+    """Text before the earliest stop sequence, and whether one was found."""
+    cut = min((i for s in stop if s and (i := text.find(s)) >= 0), default=-1)
+    return (text[:cut], True) if cut >= 0 else (text, False)
+
+
+def sample_next(logits: torch.Tensor, temperature: float, top_p: float, gen: torch.Generator | None) -> torch.Tensor:
+    """(B, V) logits -> (B,) token ids: argmax, or temperature + nucleus sampling."""
+    if temperature <= 0:
+        return logits.argmax(-1)
+    probs = torch.softmax(logits.float() / temperature, dim=-1)
+    if top_p < 1.0:
+        sorted_p, order = probs.sort(dim=-1, descending=True)
+        keep = sorted_p.cumsum(-1) - sorted_p < top_p  # smallest set whose mass reaches top_p
+        sorted_p = sorted_p * keep
+        probs = torch.zeros_like(probs).scatter(-1, order, sorted_p)
+    probs = probs / probs.sum(-1, keepdim=True)
+    return torch.multinomial(probs.cpu(), 1, generator=gen).squeeze(-1).to(logits.device)
+
+
+@torch.no_grad()
+def generate(model: Transformer, tokenizer: Tokenizer, prompts: Sequence[str], cfg: GenerationConfig,
+             bos: bool = True) -> list[list[Generation]]:
+    """`cfg.n_samples` completions for each prompt (outer list: prompts)."""
+    device = model.output.weight.device
+    encoded = [tokenizer.encode(p, bos=bos) for p in prompts for _ in range(cfg.n_samples)]
+    B = len(encoded)
+    P = max(len(e) for e in encoded)
+    total = P + cfg.max_new_tokens
+    if total > model.args.max_seq_len:
+        raise ValueError(f"prompt ({P} tokens) + max_new_tokens ({cfg.max_new_tokens}) exceeds max_seq_len "
+                         f"{model.args.max_seq_len}")
+    tokens = torch.full((B, total), tokenizer.pad_id, dtype=torch.long, device=device)
+    key_padding = torch.zeros((B, total), dtype=torch.bool, device=device)
+    for i, e in enumerate(encoded):  # left padding
+        tokens[i, P - len(e) : P] = torch.tensor(e, device=device)
+        key_padding[i, P - len(e) :] = True
+    padded = not bool(key_padding[:, :P].all())
+    gen = torch.Generator().manual_seed(cfg.seed)
+    cache = model.new_cache(B, total)
+    out: list[list[int]] = [[] for _ in range(B)]
+    reason = ["length"] * B
+    done = torch.zeros(B, dtype=torch.bool, device=device)
+    logits = model(tokens[:, :P], cache=cache, key_padding=key_padding if padded else None)[:, -1]
+    for step in range(cfg.max_new_tokens):
+        nxt = sample_next(logits, cfg.temperature, cfg.top_p, gen)
+        nxt = torch.where(done, torch.full_like(nxt, tokenizer.pad_id), nxt)
+        tokens[:, P + step] = nxt
+        for i in torch.nonzero(~done).flatten().tolist():
+            t = int(nxt[i])
+            if t == tokenizer.eos_id:
+                done[i], reason[i] = True, "eos"
+                continue
+            out[i].append(t)
+            if cfg.stop and cut_at_stop(tokenizer.decode(out[i][-64:]), cfg.stop)[1]:
+                done[i], reason[i] = True, "stop"
+        if bool(done.all()) or step == cfg.max_new_tokens - 1:
+            break
+        logits = model(tokens[:, P + step : P + step + 1], start_pos=P + step, cache=cache,
+                       key_padding=key_padding if padded else None)[:, -1]
+    results = []
+    for i in range(B):
+        text, _ = cut_at_stop(tokenizer.decode(out[i]), cfg.stop)
+        results.append(Generation(text, out[i], reason[i]))
+    return [results[j * cfg.n_samples : (j + 1) * cfg.n_samples] for j in range(len(prompts))]
+
+
+@torch.no_grad()
+def greedy_tokens(model: Transformer, prompt_ids: list[int], max_new_tokens: int, eos_id: int | None) -> list[int]:
+    """Plain greedy decoding with head 1 and the KV cache (the reference for speculative decoding)."""
+    device = model.output.weight.device
+    x = torch.tensor([prompt_ids], device=device)
+    cache = model.new_cache(1, len(prompt_ids) + max_new_tokens)
+    logits = model(x, cache=cache)[:, -1]
+    out: list[int] = []
+    pos = len(prompt_ids)
+    for _ in range(max_new_tokens):
+        t = int(logits.argmax(-1))
+        if t == eos_id:
+            break
+        out.append(t)
+        if len(out) == max_new_tokens:
+            break
+        logits = model(torch.tensor([[t]], device=device), start_pos=pos, cache=cache)[:, -1]
+        pos += 1
+    return out
+
+
+@torch.no_grad()
+def speculative_tokens(model: Transformer, prompt_ids: list[int], max_new_tokens: int, eos_id: int | None,
+                       stats: SpeculativeStats | None = None) -> list[int]:
+    """Self-speculative greedy decoding; returns exactly `greedy_tokens`' output."""
+    H = model.n_future_tokens
+    device = model.output.weight.device
+    stats = stats if stats is not None else SpeculativeStats()
+    start = time.perf_counter()
+    cache = model.new_cache(1, len(prompt_ids) + max_new_tokens + H)
+    logits = model(torch.tensor([prompt_ids], device=device), cache=cache, return_all_heads=True)[0, -1]  # (H, V)
+    stats.forward_passes += 1
+    pos = len(prompt_ids)  # position of the next token to emit
+    guess = logits.argmax(-1).tolist()  # [next (head 1), draft +1, ..., draft +H-1]
+    out: list[int] = []
+    while True:
+        nxt, drafts = guess[0], guess[1:]
+        if nxt == eos_id or len(out) >= max_new_tokens:
+            break
+        out.append(nxt)
+        if len(out) >= max_new_tokens:
+            break
+        drafts = drafts[: max_new_tokens - len(out)]
+        block = torch.tensor([[nxt, *drafts]], device=device)
+        all_logits = model(block, start_pos=pos, cache=cache, return_all_heads=True)[0]  # (1 + d, H, V)
+        stats.forward_passes += 1
+        head1 = all_logits[:, 0].argmax(-1).tolist()  # head 1's choice after each block token
+        accepted = 0
+        while accepted < len(drafts) and drafts[accepted] == head1[accepted] and drafts[accepted] != eos_id:
+            accepted += 1
+        stats.drafted += len(drafts)
+        stats.accepted += accepted
+        out.extend(drafts[:accepted])
+        if len(out) >= max_new_tokens:
+            out = out[:max_new_tokens]
+            break
+        pos += 1 + accepted
+        guess = all_logits[accepted].argmax(-1).tolist()  # head 1's correction + fresh drafts
+    stats.new_tokens += len(out)
+    stats.seconds += time.perf_counter() - start
+    return out
