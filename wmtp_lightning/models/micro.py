@@ -16,11 +16,15 @@ import torch
 from wmtp_lightning.models.transformer import ModelArgs, Transformer
 
 
-def micro_args(vocab_size: int, n_future_tokens: int = 4, preset: str = "micro") -> ModelArgs:
-    """The micro preset with its head count adjusted: n_layers = 2 trunk blocks + n_future_tokens."""
+def micro_args(vocab_size: int, n_future_tokens: int = 4, preset: str = "micro",
+               trunk_layers: int | None = None) -> ModelArgs:
+    """The micro preset with its head count (and optionally trunk depth) adjusted.
+
+    n_layers = trunk blocks (default: the preset's 2) + n_future_tokens.
+    """
     base = ModelArgs.from_name(preset)
-    return replace(base, vocab_size=vocab_size, n_future_tokens=n_future_tokens,
-                   n_layers=base.n_trunk_layers + n_future_tokens)
+    trunk = base.n_trunk_layers if trunk_layers is None else trunk_layers
+    return replace(base, vocab_size=vocab_size, n_future_tokens=n_future_tokens, n_layers=trunk + n_future_tokens)
 
 
 def from_scratch(args: ModelArgs, seed: int = 0) -> Transformer:

@@ -325,8 +325,8 @@ class Transformer(nn.Module):
         key_padding: (B, S) True for real tokens (left padding in batched generation).
         Returns None when plain causal attention (or no mask at all) is enough.
         """
-        if key_padding is None and start_pos == 0:
-            return None  # SDPA's is_causal path
+        if key_padding is None and (start_pos == 0 or T == 1):
+            return None  # SDPA's is_causal path, or one query that may see every cached key
         S = start_pos + T
         q_pos = torch.arange(start_pos, S, device=device)[:, None]
         mask = torch.arange(S, device=device)[None, :] <= q_pos  # (T, S)
