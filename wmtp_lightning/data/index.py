@@ -34,17 +34,27 @@ def metadata_path(jsonl: str | Path) -> Path:
 
 
 class IndexWriter:
-    """Accumulates index rows while a JSONL file is written (or scanned)."""
+    """Accumulates index rows while a JSONL file is written (or scanned), in 17-byte numpy rows
+    (3.7 M lines take 63 MB here, not the ~1 GB a list of Python tuples would)."""
+
+    CHUNK = 1 << 16
 
     def __init__(self) -> None:
-        self.rows: list[tuple[int, int, int, int, int, int]] = []
+        self._chunks: list[np.ndarray] = []
+        self._cur = np.zeros(self.CHUNK, dtype=INDEX_DTYPE)
+        self._n = 0
 
     def add(self, offset: int, length: int, token_len: int, difficulty: int, is_correct: bool, cf_rating: int) -> None:
-        self.rows.append((offset, length, min(token_len, TOKEN_LEN_MAX), difficulty, int(is_correct),
-                          cf_rating // 100))
+        if self._n == self.CHUNK:
+            self._chunks.append(self._cur)
+            self._cur = np.zeros(self.CHUNK, dtype=INDEX_DTYPE)
+            self._n = 0
+        self._cur[self._n] = (offset, length, min(token_len, TOKEN_LEN_MAX), difficulty, int(is_correct),
+                              cf_rating // 100)
+        self._n += 1
 
     def array(self) -> np.ndarray:
-        return np.array(self.rows, dtype=INDEX_DTYPE)
+        return np.concatenate([*self._chunks, self._cur[: self._n]])
 
 
 def save_index(arr: np.ndarray, jsonl: str | Path) -> Path:

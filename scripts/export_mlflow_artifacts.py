@@ -1,0 +1,53 @@
+#!/usr/bin/env python
+"""Export MLflow runs (params, metric histories as CSV, config, plots, exported model) to a folder.
+
+    python scripts/export_mlflow_artifacts.py --run-id RUN [--tracking-uri URI] --out exports/
+    python scripts/export_mlflow_artifacts.py --experiment wmtp [--name RUN_NAME] [--tag key=value] --out exports/
+
+The tracking URI defaults to MLFLOW_TRACKING_URI (environment or .env), then the local store
+under storage/. Each run lands in `<out>/<run name>-<id8>/` (params.json, run.json,
+metrics/*.csv, artifacts/{config.yaml,plots,model,...}, EXPORT_COMPLETE).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from tqdm import tqdm
+
+from wmtp_lightning.ops.mlflow_export import client_for, export_run, find_runs
+from wmtp_lightning.tracking import resolve_tracking_uri
+
+
+def main(argv: list[str] | None = None) -> list[Path]:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--tracking-uri")
+    ap.add_argument("--run-id")
+    ap.add_argument("--experiment")
+    ap.add_argument("--name", help="only runs with this run name")
+    ap.add_argument("--tag", action="append", default=[], help="key=value filter (repeatable)")
+    ap.add_argument("--out", required=True)
+    a = ap.parse_args(argv)
+    try:
+        tags = dict(t.split("=", 1) for t in a.tag)
+    except ValueError:
+        print(f"error: --tag expects key=value, got {a.tag}", file=sys.stderr)
+        raise SystemExit(2) from None
+    try:
+        client = client_for(resolve_tracking_uri(a.tracking_uri))
+        runs = find_runs(client, a.run_id, a.experiment, a.name, tags)
+        out = []
+        for run in tqdm(runs, desc="export", unit="run"):
+            out.append(export_run(client, run, Path(a.out)))
+    except (ConnectionError, ValueError, OSError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        raise SystemExit(1) from err
+    for p in out:
+        print(p)
+    return out
+
+
+if __name__ == "__main__":
+    main()
