@@ -4,12 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-from matplotlib.figure import Figure  # noqa: E402
+import matplotlib.pyplot as plt  # headless machines fall back to Agg on their own; notebooks keep inline
+import numpy as np
+from matplotlib.figure import Figure
 
 
 def weight_histogram(groups: dict[str, np.ndarray], title: str = "token weights", bins: int = 40) -> Figure:
