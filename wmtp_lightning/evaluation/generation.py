@@ -181,9 +181,14 @@ def speculative_tokens(model: Transformer, prompt_ids: list[int], max_new_tokens
             break
         drafts = drafts[: max_new_tokens - len(out)]
         block = torch.tensor([[nxt, *drafts]], device=device)
-        all_logits = model(block, start_pos=pos, cache=cache, return_all_heads=True)[0]  # (1 + d, H, V)
+        # One pass over [next, drafts]: every head block runs on every position (their KV caches
+        # must stay complete), but only head 1 is unembedded everywhere; heads 2..H are unembedded
+        # at the one position where their drafts will be used.
+        h_trunk, freqs, mask = model.trunk(block, pos, cache)
+        hidden = [model.head_hidden(k, h_trunk, freqs, pos, cache, mask) for k in range(1, H + 1)]
         stats.forward_passes += 1
-        head1 = all_logits[:, 0].argmax(-1).tolist()  # head 1's choice after each block token
+        head1_logits = model.unembed(hidden[0])[0]  # (1 + d, V)
+        head1 = head1_logits.argmax(-1).tolist()  # head 1's choice after each block token
         accepted = 0
         while accepted < len(drafts) and drafts[accepted] == head1[accepted] and drafts[accepted] != eos_id:
             accepted += 1
@@ -194,7 +199,10 @@ def speculative_tokens(model: Transformer, prompt_ids: list[int], max_new_tokens
             out = out[:max_new_tokens]
             break
         pos += 1 + accepted
-        guess = all_logits[accepted].argmax(-1).tolist()  # head 1's correction + fresh drafts
+        fresh = [head1[accepted]]  # head 1's correction (or bonus token) ...
+        if H > 1:  # ... and fresh drafts from heads 2..H at the same position
+            fresh += model.unembed(torch.stack([hk[0, accepted] for hk in hidden[1:]])).argmax(-1).tolist()
+        guess = fresh
     stats.new_tokens += len(out)
     stats.seconds += time.perf_counter() - start
     return out
