@@ -28,7 +28,8 @@ test-slow: install       ## slow integration tests (distributed, resume after SI
 test-all: test test-slow
 
 lint: install
-	$(BIN)/ruff check wmtp_lightning scripts tests bench
+	$(BIN)/ruff check wmtp_lightning scripts tests bench notebooks
+	$(BIN)/ruff format --check wmtp_lightning scripts tests bench notebooks
 
 demo: install            ## micro model -> local data -> critic stage 1 -> stage 2 -> evaluation, on CPU
 	$(BIN)/python scripts/run_local_demo.py

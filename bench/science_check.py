@@ -52,8 +52,14 @@ class BugDataset(Dataset):
     def __getitem__(self, i: int) -> dict:
         labels = self.ids[i].clone()
         labels[: 1 + PROMPT] = -100
-        return {"input_ids": self.ids[i], "labels": labels, "attention_mask": torch.ones_like(self.ids[i]),
-                "is_correct": self.correct[i].float(), "bug_pos": self.bug_pos[i], "n_items": torch.tensor(1)}
+        return {
+            "input_ids": self.ids[i],
+            "labels": labels,
+            "attention_mask": torch.ones_like(self.ids[i]),
+            "is_correct": self.correct[i].float(),
+            "bug_pos": self.bug_pos[i],
+            "n_items": torch.tensor(1),
+        }
 
 
 def collate(items: list[dict]) -> dict:
@@ -64,12 +70,25 @@ def collate(items: list[dict]) -> dict:
 
 def run(steps: int = 300, seed: int = 0, n_train: int = 2048, n_eval: int = 512) -> dict:
     pl.seed_everything(seed, verbose=False)
-    module = VerifiableCriticMTP(preset="tiny", model_overrides={"vocab_size": VOCAB, "max_seq_len": 64}, stage=1,
-                                 freeze_policy=False, value_head=None, value_clip=None,
-                                 optimizer=lambda p: torch.optim.AdamW(p, lr=3e-3), seed=seed)
+    module = VerifiableCriticMTP(
+        preset="tiny",
+        model_overrides={"vocab_size": VOCAB, "max_seq_len": 64},
+        stage=1,
+        freeze_policy=False,
+        value_head=None,
+        value_clip=None,
+        optimizer=lambda p: torch.optim.AdamW(p, lr=3e-3),
+        seed=seed,
+    )
     train = DataLoader(BugDataset(n_train, seed), batch_size=64, shuffle=True, collate_fn=collate)
-    trainer = pl.Trainer(accelerator="cpu", max_steps=steps, logger=False, enable_checkpointing=False,
-                         enable_progress_bar=False, enable_model_summary=False)
+    trainer = pl.Trainer(
+        accelerator="cpu",
+        max_steps=steps,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+    )
     t0 = time.monotonic()
     trainer.fit(module, train)
     train_s = time.monotonic() - t0
@@ -87,11 +106,17 @@ def run(steps: int = 300, seed: int = 0, n_train: int = 2048, n_eval: int = 512)
     elsewhere_mask[rows[bug_rows], ev["bug_pos"][bug_rows]] = False
     elsewhere = delta[elsewhere_mask]
     auc = binary_auc(final_values(values, ev["labels"]), ev["is_correct"])
-    return {"steps": steps, "seed": seed, "train_seconds": round(train_s, 1),
-            "td_at_bug_mean": at_bug.mean().item(), "td_elsewhere_mean": elsewhere.mean().item(),
-            "td_elsewhere_abs_mean": elsewhere.abs().mean().item(),
-            "weight_at_bug_mean": w[rows[bug_rows], ev["bug_pos"][bug_rows]].mean().item(),
-            "weight_elsewhere_mean": w[elsewhere_mask].mean().item(), "final_value_auc": auc.item()}
+    return {
+        "steps": steps,
+        "seed": seed,
+        "train_seconds": round(train_s, 1),
+        "td_at_bug_mean": at_bug.mean().item(),
+        "td_elsewhere_mean": elsewhere.mean().item(),
+        "td_elsewhere_abs_mean": elsewhere.abs().mean().item(),
+        "weight_at_bug_mean": w[rows[bug_rows], ev["bug_pos"][bug_rows]].mean().item(),
+        "weight_elsewhere_mean": w[elsewhere_mask].mean().item(),
+        "final_value_auc": auc.item(),
+    }
 
 
 def main(argv: list[str] | None = None) -> dict:

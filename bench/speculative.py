@@ -28,9 +28,17 @@ from wmtp_lightning.weighting import IGNORE_INDEX, mtp_targets, weighted_mtp_los
 
 
 def items() -> list[dict]:
-    return [{"instruction": p.description, "input": "", "output": code, "is_correct": True,
-             "metadata": {"difficulty": p.difficulty}, "line": i}
-            for i, (p, code) in enumerate((p, c) for p in PROBLEMS for c in p.correct)]
+    return [
+        {
+            "instruction": p.description,
+            "input": "",
+            "output": code,
+            "is_correct": True,
+            "metadata": {"difficulty": p.difficulty},
+            "line": i,
+        }
+        for i, (p, code) in enumerate((p, c) for p in PROBLEMS for c in p.correct)
+    ]
 
 
 def train(model, tok: Tokenizer, steps: int, batch: int, lr: float, seed: int) -> list[float]:
@@ -102,11 +110,17 @@ def main(argv: list[str] | None = None) -> dict:
     result = {
         "machine": f"{platform.machine()} {platform.system()}, torch {torch.__version__}, {a.threads} threads",
         "model": f"micro: dim {model.args.dim}, {model.args.n_trunk_layers} trunk + {a.heads} heads, "
-                 f"vocab {tok.vocab_size}, {model.num_params() / 1e6:.1f} M params",
-        "train_steps": a.steps, "train_seconds": round(train_s, 1), "final_train_loss": round(losses[-1], 4),
-        "prompts": len(prompts), "new_tokens": n_tokens, "identical_to_greedy": True,
-        "acceptance_rate": round(stats.acceptance_rate, 3), "tokens_per_forward": round(stats.tokens_per_pass, 2),
-        "greedy_tokens_per_s": round(n_tokens / plain_s, 1), "speculative_tokens_per_s": round(n_tokens / spec_s, 1),
+        f"vocab {tok.vocab_size}, {model.num_params() / 1e6:.1f} M params",
+        "train_steps": a.steps,
+        "train_seconds": round(train_s, 1),
+        "final_train_loss": round(losses[-1], 4),
+        "prompts": len(prompts),
+        "new_tokens": n_tokens,
+        "identical_to_greedy": True,
+        "acceptance_rate": round(stats.acceptance_rate, 3),
+        "tokens_per_forward": round(stats.tokens_per_pass, 2),
+        "greedy_tokens_per_s": round(n_tokens / plain_s, 1),
+        "speculative_tokens_per_s": round(n_tokens / spec_s, 1),
         "speedup": round(plain_s / spec_s, 2),
     }
     print(json.dumps(result, indent=1))

@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Regenerate notebooks/analyze_weights.ipynb (kept as code here so the notebook diff stays reviewable).
 
-    python notebooks/make_notebook.py
+python notebooks/make_notebook.py
 """
 
 from pathlib import Path
@@ -9,7 +9,9 @@ from pathlib import Path
 import nbformat as nbf
 
 CELLS = [
-    ("md", """# Token weights of a WMTP run
+    (
+        "md",
+        """# Token weights of a WMTP run
 
 Loads an MLflow run and the model it exported, then shows what the weighting did: token-weight heat
 maps over code, TD-error / weight histograms for correct vs incorrect solutions, per-head loss
@@ -22,8 +24,11 @@ local demo's outputs):
 | `MLFLOW_TRACKING_URI` | tracking store (default: `sqlite:///storage/mlflow.db`) |
 | `WMTP_EXPORT` | exported bundle with `value_head/` (default: `storage/runs/local/verifiable_stage2/export`) |
 | `WMTP_DATA` | processed dataset (default: `storage/datasets_local_small`) |
-| `WMTP_REF` | reference bundle for Rho-1 maps (default: `storage/models_v2/micro-ref`) |"""),
-    ("code", """import os
+| `WMTP_REF` | reference bundle for Rho-1 maps (default: `storage/models_v2/micro-ref`) |""",
+    ),
+    (
+        "code",
+        """import os
 from pathlib import Path
 
 import matplotlib.pyplot as plt
@@ -43,9 +48,12 @@ if not RUN_ID:
     import mlflow
     client = mlflow.MlflowClient(URI)
     RUN_ID = client.search_runs([client.get_experiment_by_name("wmtp").experiment_id], order_by=["attributes.start_time DESC"])[0].info.run_id
-print("run", RUN_ID, "| store", URI, "| model", EXPORT)"""),
+print("run", RUN_ID, "| store", URI, "| model", EXPORT)""",
+    ),
     ("md", "## Per-head loss curves"),
-    ("code", """history = metric_history(URI, RUN_ID)
+    (
+        "code",
+        """history = metric_history(URI, RUN_ID)
 heads = sorted(k for k in history if k.startswith("train/loss_head"))
 fig, ax = plt.subplots(figsize=(7, 3.5))
 for k in heads:
@@ -53,28 +61,38 @@ for k in heads:
     ax.plot(steps, values, label=k.removeprefix("train/"))
 ax.set_xlabel("step"); ax.set_ylabel("weighted CE"); ax.legend(); ax.set_title("per-head MTP loss")
 assert heads, "the run logged no per-head losses"
-plt.show()"""),
+plt.show()""",
+    ),
     ("md", "## Token weights over code (critic, w = clamp(exp(δ/β)))"),
-    ("code", """samples = load_samples(DATA, "valid", n=8)
+    (
+        "code",
+        """samples = load_samples(DATA, "valid", n=8)
 rows = critic_token_weights(EXPORT, EXPORT / "value_head" / "value_head.safetensors", samples)
 for r in [next(x for x in rows if x["is_correct"]), next(x for x in rows if not x["is_correct"])]:
     token_heatmap(r["pieces"], r["weight"], title=f"{r['task_id']}  correct={r['is_correct']}")
-    plt.show()"""),
+    plt.show()""",
+    ),
     ("md", "## TD errors and weights: correct vs incorrect solutions"),
-    ("code", """fig = weight_histogram({"correct": np.concatenate([r["td"] for r in rows if r["is_correct"]]),
+    (
+        "code",
+        """fig = weight_histogram({"correct": np.concatenate([r["td"] for r in rows if r["is_correct"]]),
                         "incorrect": np.concatenate([r["td"] for r in rows if not r["is_correct"]])}, title="TD error δ")
 plt.show()
 fig = weight_histogram({"correct": np.concatenate([r["weight"] for r in rows if r["is_correct"]]),
                         "incorrect": np.concatenate([r["weight"] for r in rows if not r["is_correct"]])}, title="weight w")
 plt.show()
 summary = {lab: float(np.mean(np.concatenate([r["weight"] for r in rows if r["is_correct"] == lab]))) for lab in (True, False)}
-print("mean weight by is_correct:", summary)"""),
+print("mean weight by is_correct:", summary)""",
+    ),
     ("md", "## Rho-1 selected tokens (top 60% excess loss against the reference)"),
-    ("code", """sel = rho1_selection(EXPORT, REF, samples, ratio=0.6)
+    (
+        "code",
+        """sel = rho1_selection(EXPORT, REF, samples, ratio=0.6)
 r = sel[0]
 token_heatmap(r["pieces"], [5.0 if s else 0.1 for s in r["selected"]], title=f"Rho-1 selection, {r['task_id']} (red = kept)")
 plt.show()
-print("kept fraction:", np.mean(np.concatenate([x["selected"] for x in sel])))"""),
+print("kept fraction:", np.mean(np.concatenate([x["selected"] for x in sel])))""",
+    ),
 ]
 
 

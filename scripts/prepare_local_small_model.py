@@ -74,8 +74,12 @@ def main(argv: list[str] | None = None) -> list[Path]:
         if args.ref_name:
             models[args.ref_name] = slice_model(base, layers, 1, args.dim)
         bundle_tokenizer(src, base.args)  # checks the tokenizer matches before copying it
-        source = {"kind": "sliced (structural, not quality-preserving)", "from": str(src), "trunk_layers": layers,
-                  "dim": args.dim}
+        source = {
+            "kind": "sliced (structural, not quality-preserving)",
+            "from": str(src),
+            "trunk_layers": layers,
+            "dim": args.dim,
+        }
         out = _save(models, dst, src / "tokenizer" / "tokenizer.model", args.dtype, source, extra)
     for path in out:
         print(f"wrote {path}")
@@ -86,8 +90,11 @@ def _save(models: dict, dst: Path, tokenizer: Path, dtype: str, source: dict, ex
     names = list(models)
     out = []
     for name, model in models.items():
-        meta = {**extra, "tokenizer_shared_with": [n for n in names if n != name],
-                "n_future_tokens": model.args.n_future_tokens}
+        meta = {
+            **extra,
+            "tokenizer_shared_with": [n for n in names if n != name],
+            "n_future_tokens": model.args.n_future_tokens,
+        }
         out.append(save_bundle(model, dst / name, tokenizer=tokenizer, dtype=dtype, source=source, extra=meta))
     return out
 

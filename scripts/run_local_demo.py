@@ -1,15 +1,15 @@
 #!/usr/bin/env python
 """The local demo (`make demo`): everything on CPU in a few minutes, nothing downloaded.
 
-    1. write the project's own small CodeContests-style problem set (raw HF schema)
-    2. make the micro models (own tokenizer, random init): micro-mtp (4 heads), micro-ref (1 head)
-    3. convert the problems with the real pipeline -> storage/datasets_local_small/processed
-    4. validate the processed dataset
-    5. VerifiableCriticMTP stage 1 (value head) -> stage 2 (TD-weighted MTP), a few dozen steps
-    6. evaluate the trained model on a handful of MBPP-style local problems in the sandbox
-    7. print where the MLflow run, the checkpoints and the exported model are
+1. write the project's own small CodeContests-style problem set (raw HF schema)
+2. make the micro models (own tokenizer, random init): micro-mtp (4 heads), micro-ref (1 head)
+3. convert the problems with the real pipeline -> storage/datasets_local_small/processed
+4. validate the processed dataset
+5. VerifiableCriticMTP stage 1 (value head) -> stage 2 (TD-weighted MTP), a few dozen steps
+6. evaluate the trained model on a handful of MBPP-style local problems in the sandbox
+7. print where the MLflow run, the checkpoints and the exported model are
 
-    python scripts/run_local_demo.py [--steps 24] [--skip-eval]
+python scripts/run_local_demo.py [--steps 24] [--skip-eval]
 """
 
 from __future__ import annotations
@@ -70,8 +70,10 @@ def main(argv: list[str] | None = None) -> None:
         banner(7, n, "evaluation: pass@k on local problems in the sandbox")
         wmtp(["test", "--config", "configs/eval/local.yaml", "--model.init_args.model", str(export)])
     print(f"\nDone in {time.monotonic() - t0:.0f} s.")
-    print(f"  MLflow run:       {run_id}  (store: {cli.trainer.logger._tracking_uri}; "
-          f"browse with `mlflow ui --backend-store-uri {cli.trainer.logger._tracking_uri}`)")
+    print(
+        f"  MLflow run:       {run_id}  (store: {cli.trainer.logger._tracking_uri}; "
+        f"browse with `mlflow ui --backend-store-uri {cli.trainer.logger._tracking_uri}`)"
+    )
     print(f"  checkpoints:      {RUNS / 'verifiable_stage2' / 'checkpoints'}")
     print(f"  exported model:   {export}  (value head in {export / 'value_head'})")
 

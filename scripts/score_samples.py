@@ -50,8 +50,12 @@ def main(argv: list[str] | None = None) -> dict:
     with open(out_path, "w", encoding="utf-8") as f:
         for r in results:
             f.write(json.dumps(r) + "\n")
-    summary = {**metrics, "n_samples": len(results), "n_problems": len({r["task_id"] for r in results}),
-               **({"skipped": skipped} if skipped else {})}
+    summary = {
+        **metrics,
+        "n_samples": len(results),
+        "n_problems": len({r["task_id"] for r in results}),
+        **({"skipped": skipped} if skipped else {}),
+    }
     print(f"wrote {out_path}", file=sys.stderr)
     print(json.dumps(summary))
     return summary

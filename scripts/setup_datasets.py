@@ -39,12 +39,14 @@ def main(argv: list[str] | None = None) -> dict:
     stats = {}
     for split in args.splits.split(","):
         with tqdm(desc=f"{split}: problems", unit="problem") as bar:
-            s = convert_split(iter_raw(args.src, split, args.from_hub), out / f"{split}.jsonl", tok, cfg, split,
-                              progress=bar.update)
+            s = convert_split(
+                iter_raw(args.src, split, args.from_hub), out / f"{split}.jsonl", tok, cfg, split, progress=bar.update
+            )
         stats[split] = s.as_dict()
     write_json(out / "stats.json", stats)
-    write_manifest(out, {"tokenizer": str(args.tokenizer), "max_tokens": args.max_tokens,
-                         "languages": list(cfg.languages)})
+    write_manifest(
+        out, {"tokenizer": str(args.tokenizer), "max_tokens": args.max_tokens, "languages": list(cfg.languages)}
+    )
     print(json.dumps(stats, indent=1))
     return stats
 

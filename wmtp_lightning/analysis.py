@@ -13,8 +13,8 @@ import numpy as np
 import torch
 
 from wmtp_lightning.data.collate import MTPCollator
-from wmtp_lightning.data.dataset import IndexedJsonlDataset
 from wmtp_lightning.data.datamodule import processed_dir
+from wmtp_lightning.data.dataset import IndexedJsonlDataset
 from wmtp_lightning.data.index import load_index
 from wmtp_lightning.models.bundle import bundle_tokenizer, load_bundle
 from wmtp_lightning.models.value_head import ValueHead
@@ -35,8 +35,11 @@ def metric_history(tracking_uri: str, run_id: str, prefix: str = "train/") -> di
 
     client = mlflow.MlflowClient(tracking_uri)
     run = client.get_run(run_id)
-    return {k: [(m.step, m.value) for m in sorted(client.get_metric_history(run_id, k), key=lambda m: m.step)]
-            for k in sorted(run.data.metrics) if k.startswith(prefix)}
+    return {
+        k: [(m.step, m.value) for m in sorted(client.get_metric_history(run_id, k), key=lambda m: m.step)]
+        for k in sorted(run.data.metrics)
+        if k.startswith(prefix)
+    }
 
 
 def load_samples(data_dir: str | Path, split: str = "valid", n: int = 8, seed: int = 0) -> list[dict[str, Any]]:
@@ -56,8 +59,14 @@ def _rows(samples: list[dict[str, Any]], tok: Any) -> list[dict[str, torch.Tenso
 
 
 @torch.no_grad()
-def critic_token_weights(bundle: str | Path, value_head: str | Path, samples: list[dict[str, Any]], beta: float = 0.9,
-                         min_weight: float = 0.1, max_weight: float = 5.0) -> list[dict[str, Any]]:
+def critic_token_weights(
+    bundle: str | Path,
+    value_head: str | Path,
+    samples: list[dict[str, Any]],
+    beta: float = 0.9,
+    min_weight: float = 0.1,
+    max_weight: float = 5.0,
+) -> list[dict[str, Any]]:
     """Per response token: text piece, value, TD error δ and weight w, for each sample."""
     model = load_bundle(bundle).eval()
     head = ValueHead.load(value_head, dim=model.args.dim).eval()
@@ -69,15 +78,23 @@ def critic_token_weights(bundle: str | Path, value_head: str | Path, samples: li
         delta, mask = td_errors(values, b["labels"], b["is_correct"])
         w = td_weights(delta, mask, beta, min_weight, max_weight)
         m = mask[0]
-        out.append({"task_id": s["task_id"], "is_correct": bool(s["is_correct"]),
-                    "pieces": [tok.piece_text(int(t)) for t in b["input_ids"][0][m]],
-                    "value": values[0][m].tolist(), "td": delta[0][m].tolist(), "weight": w[0][m].tolist()})
+        out.append(
+            {
+                "task_id": s["task_id"],
+                "is_correct": bool(s["is_correct"]),
+                "pieces": [tok.piece_text(int(t)) for t in b["input_ids"][0][m]],
+                "value": values[0][m].tolist(),
+                "td": delta[0][m].tolist(),
+                "weight": w[0][m].tolist(),
+            }
+        )
     return out
 
 
 @torch.no_grad()
-def rho1_selection(bundle: str | Path, reference: str | Path, samples: list[dict[str, Any]],
-                   ratio: float = 0.6) -> list[dict[str, Any]]:
+def rho1_selection(
+    bundle: str | Path, reference: str | Path, samples: list[dict[str, Any]], ratio: float = 0.6
+) -> list[dict[str, Any]]:
     """Per response token: excess loss and whether Rho-1 keeps it (top `ratio` across these samples)."""
     model, ref = load_bundle(bundle).eval(), load_bundle(reference).eval()
     tok = bundle_tokenizer(bundle, model.args)
@@ -94,9 +111,14 @@ def rho1_selection(bundle: str | Path, reference: str | Path, samples: list[dict
     for s, b, (scores, mask) in zip(samples, rows, scored):
         m = mask[0]
         n = int(m.sum())
-        out.append({"task_id": s["task_id"], "is_correct": bool(s["is_correct"]),
-                    "pieces": [tok.piece_text(int(t)) for t in b["input_ids"][0][m]],
-                    "excess": scores[0][m].tolist(), "selected": keep[i : i + n].tolist()})
+        out.append(
+            {
+                "task_id": s["task_id"],
+                "is_correct": bool(s["is_correct"]),
+                "pieces": [tok.piece_text(int(t)) for t in b["input_ids"][0][m]],
+                "excess": scores[0][m].tolist(),
+                "selected": keep[i : i + n].tolist(),
+            }
+        )
         i += n
     return out
-

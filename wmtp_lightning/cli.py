@@ -35,7 +35,6 @@ class WMTPCLI(LightningCLI):
             run=run,
         )
 
-
     def before_fit(self) -> None:
         place_run_outputs(self.trainer, self.model)
 

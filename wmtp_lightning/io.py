@@ -54,15 +54,25 @@ def read_json(path: str | Path) -> Any:
 
 
 _ST_DTYPES = {
-    torch.float32: "F32", torch.float16: "F16", torch.bfloat16: "BF16", torch.float64: "F64",
-    torch.int64: "I64", torch.int32: "I32", torch.int16: "I16", torch.int8: "I8", torch.uint8: "U8",
+    torch.float32: "F32",
+    torch.float16: "F16",
+    torch.bfloat16: "BF16",
+    torch.float64: "F64",
+    torch.int64: "I64",
+    torch.int32: "I32",
+    torch.int16: "I16",
+    torch.int8: "I8",
+    torch.uint8: "U8",
     torch.bool: "BOOL",
 }
 
 
-def write_safetensors_streaming(path: str | Path, specs: list[tuple[str, torch.Size, torch.dtype]],
-                                tensors: Iterable[tuple[str, torch.Tensor]],
-                                metadata: dict[str, str] | None = None) -> None:
+def write_safetensors_streaming(
+    path: str | Path,
+    specs: list[tuple[str, torch.Size, torch.dtype]],
+    tensors: Iterable[tuple[str, torch.Tensor]],
+    metadata: dict[str, str] | None = None,
+) -> None:
     """Write a safetensors file one tensor at a time.
 
     `specs` lists (name, shape, dtype) in file order; `tensors` then yields them in the same
@@ -83,6 +93,8 @@ def write_safetensors_streaming(path: str | Path, specs: list[tuple[str, torch.S
         f.write(raw)
         for (name, shape, dtype), (got_name, t) in zip(specs, tensors, strict=True):
             if got_name != name or tuple(t.shape) != tuple(shape) or t.dtype != dtype:
-                raise ValueError(f"{path}: tensor {got_name} {tuple(t.shape)} {t.dtype} does not match "
-                                 f"spec {name} {tuple(shape)} {dtype}")
+                raise ValueError(
+                    f"{path}: tensor {got_name} {tuple(t.shape)} {t.dtype} does not match "
+                    f"spec {name} {tuple(shape)} {dtype}"
+                )
             f.write(t.detach().contiguous().cpu().view(torch.uint8).numpy().tobytes())

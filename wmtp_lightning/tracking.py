@@ -57,11 +57,27 @@ class WMTPMLFlowLogger(MLFlowLogger):
         tags / prefix / run_id: as `MLFlowLogger`.
     """
 
-    def __init__(self, experiment_name: str = "wmtp", run_name: str | None = None, tracking_uri: str | None = None,
-                 artifact_location: str | None = None, log_model: bool | str = False,
-                 tags: dict[str, Any] | None = None, prefix: str = "", run_id: str | None = None):
+    def __init__(
+        self,
+        experiment_name: str = "wmtp",
+        run_name: str | None = None,
+        tracking_uri: str | None = None,
+        artifact_location: str | None = None,
+        log_model: bool | str = False,
+        tags: dict[str, Any] | None = None,
+        prefix: str = "",
+        run_id: str | None = None,
+    ):
         uri = resolve_tracking_uri(tracking_uri)
         if artifact_location is None and uri.startswith("sqlite:"):
             artifact_location = Path(DEFAULT_ARTIFACTS).resolve().as_uri()
-        super().__init__(experiment_name=experiment_name, run_name=run_name, tracking_uri=uri, tags=tags,
-                         log_model=log_model, prefix=prefix, artifact_location=artifact_location, run_id=run_id)
+        super().__init__(
+            experiment_name=experiment_name,
+            run_name=run_name,
+            tracking_uri=uri,
+            tags=tags,
+            log_model=log_model,
+            prefix=prefix,
+            artifact_location=artifact_location,
+            run_id=run_id,
+        )

@@ -17,13 +17,27 @@ from wmtp_lightning.models.tokenizer import Tokenizer
 
 def raw_problem(name="p1", difficulty=7, n_public=3):
     return {
-        "name": name, "description": "Print the sum.\n\nInput\nTwo ints.\n\nOutput\nTheir sum.", "difficulty": difficulty,
-        "source": 2, "cf_rating": 1200,
-        "public_tests": {"input": [f"{i} 1\n" for i in range(n_public)], "output": [f"{i + 1}\n" for i in range(n_public)]},
-        "private_tests": {"input": ["5 5\n"], "output": ["10\n"]}, "generated_tests": {"input": [], "output": []},
-        "solutions": {"language": [3, 2, 1, 3, 4], "solution": ["print(sum(map(int, input().split())))",
-                                                                   "int main(){}", "print sum(map(int, raw_input().split()))",
-                                                                   "  ", "class A {}"]},
+        "name": name,
+        "description": "Print the sum.\n\nInput\nTwo ints.\n\nOutput\nTheir sum.",
+        "difficulty": difficulty,
+        "source": 2,
+        "cf_rating": 1200,
+        "public_tests": {
+            "input": [f"{i} 1\n" for i in range(n_public)],
+            "output": [f"{i + 1}\n" for i in range(n_public)],
+        },
+        "private_tests": {"input": ["5 5\n"], "output": ["10\n"]},
+        "generated_tests": {"input": [], "output": []},
+        "solutions": {
+            "language": [3, 2, 1, 3, 4],
+            "solution": [
+                "print(sum(map(int, input().split())))",
+                "int main(){}",
+                "print sum(map(int, raw_input().split()))",
+                "  ",
+                "class A {}",
+            ],
+        },
         "incorrect_solutions": {"language": [3, 3], "solution": ["print(0)", "x = 1\n" * 4000]},
     }
 
@@ -35,8 +49,12 @@ def test_problem_records_filters_and_ids():
     assert [r["task_id"] for r in kept] == ["p1_correct_0", "p1_incorrect_0", "p1_incorrect_1"]
     assert sorted(reasons) == ["empty_solution", "language_CPP", "language_JAVA", "language_PYTHON"]
     assert kept[0]["is_correct"] is True and kept[1]["is_correct"] is False
-    assert kept[0]["metadata"] == {"source": "code_contests/codeforces", "difficulty": 7, "has_tests": True,
-                                   "cf_rating": 1200}
+    assert kept[0]["metadata"] == {
+        "source": "code_contests/codeforces",
+        "difficulty": 7,
+        "has_tests": True,
+        "cf_rating": 1200,
+    }
     assert kept[0]["input"].count("Example") == 2  # at most 2 public examples
     assert all(record_problems(r) == [] for r in kept)
     py2 = [r for r, _ in problem_records(raw_problem(), ConvertConfig(languages=(1, 3))) if r is not None]
@@ -58,8 +76,9 @@ def test_convert_split_all_input_formats(tmp_path, micro_tokenizer_path, fmt):
             w.write_table(table)
     assert len(find_raw_files(raw, "train")) == 1 and find_raw_files(raw, "test") == []
     out = tmp_path / "processed" / "train.jsonl"
-    stats = convert_split(iter_raw(raw, "train"), out, Tokenizer(micro_tokenizer_path), ConvertConfig(max_tokens=2048),
-                          "train")
+    stats = convert_split(
+        iter_raw(raw, "train"), out, Tokenizer(micro_tokenizer_path), ConvertConfig(max_tokens=2048), "train"
+    )
     assert (stats.problems, stats.kept, stats.correct, stats.incorrect) == (2, 4, 2, 2)
     assert stats.dropped["too_long"] == 2 and stats.dropped["empty_solution"] == 2
     assert dict(stats.difficulty) == {2: 2, 9: 2}

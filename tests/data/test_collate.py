@@ -11,8 +11,15 @@ from wmtp_lightning.models.tokenizer import Tokenizer
 
 
 def item(instruction="Add two numbers.", inp="Example 1\nInput:\n1 2\nOutput:\n3", out="print(1 + 2)", ok=True, line=0):
-    return {"instruction": instruction, "input": inp, "output": out, "is_correct": ok, "task_id": f"t_{line}",
-            "metadata": {"difficulty": 3}, "line": line}
+    return {
+        "instruction": instruction,
+        "input": inp,
+        "output": out,
+        "is_correct": ok,
+        "task_id": f"t_{line}",
+        "metadata": {"difficulty": 3},
+        "line": line,
+    }
 
 
 def test_template_has_header_and_optional_input():

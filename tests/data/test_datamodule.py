@@ -47,8 +47,15 @@ def test_state_dict_resumes_the_exact_rest(local_dataset, micro_tokenizer_path):
     state = a.state_dict()
     rest = [b["index"].tolist() for b in it]
 
-    b = WMTPDataModule(str(local_dataset), str(micro_tokenizer_path), sampling="curriculum", correct_ratio=None,
-                       n_samples=40, val_samples=8, batch_size=4)
+    b = WMTPDataModule(
+        str(local_dataset),
+        str(micro_tokenizer_path),
+        sampling="curriculum",
+        correct_ratio=None,
+        n_samples=40,
+        val_samples=8,
+        batch_size=4,
+    )
     b.load_state_dict(state)  # Lightning restores before setup()
     b.setup("fit")
     assert [x["index"].tolist() for x in b.train_dataloader()] == rest

@@ -36,14 +36,20 @@ def test_clean_dataset_passes(ds, capsys):
     assert run(ds, capsys) == (0, "")
 
 
-@pytest.mark.parametrize(("mutate", "expected"), [
-    (lambda r: {**r, "is_correct": "yes"}, "is_correct: bool, got str"),
-    (lambda r: {k: v for k, v in r.items() if k != "output"}, "output: missing"),
-    (lambda r: {**r, "extra": 1}, "extra: no such field (unexpected key)"),
-    (lambda r: {**r, "output": "   "}, "output: a non-empty string"),
-    (lambda r: {**r, "metadata": {**r["metadata"], "difficulty": 42}}, "metadata.difficulty: a CodeContests difficulty enum"),
-    (lambda r: {**r, "metadata": {**r["metadata"], "has_tests": "true"}}, "metadata.has_tests: bool, got str"),
-])
+@pytest.mark.parametrize(
+    ("mutate", "expected"),
+    [
+        (lambda r: {**r, "is_correct": "yes"}, "is_correct: bool, got str"),
+        (lambda r: {k: v for k, v in r.items() if k != "output"}, "output: missing"),
+        (lambda r: {**r, "extra": 1}, "extra: no such field (unexpected key)"),
+        (lambda r: {**r, "output": "   "}, "output: a non-empty string"),
+        (
+            lambda r: {**r, "metadata": {**r["metadata"], "difficulty": 42}},
+            "metadata.difficulty: a CodeContests difficulty enum",
+        ),
+        (lambda r: {**r, "metadata": {**r["metadata"], "has_tests": "true"}}, "metadata.has_tests: bool, got str"),
+    ],
+)
 def test_each_problem_is_named(ds, capsys, mutate, expected):
     path = ds / "processed" / "valid.jsonl"
     rewrite_line(path, 2, lambda line: json.dumps(mutate(json.loads(line))) + "\n")

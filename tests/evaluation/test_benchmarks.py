@@ -38,7 +38,9 @@ def test_all_humaneval_canonical_solutions_pass_and_broken_ones_fail():
     results, metrics, _ = score(problems, good, [1], workers=2, limits=LIMITS)
     assert metrics["pass@1"] == 1.0, [r for r in results if not r["passed"]][:3]
     broken = [{"task_id": t, "completion": "    return None\n"} for t in problems]
-    broken += [{"task_id": t, "completion": p.reference[: len(p.reference) // 2] + "\n  )(\n"} for t, p in problems.items()]
+    broken += [
+        {"task_id": t, "completion": p.reference[: len(p.reference) // 2] + "\n  )(\n"} for t, p in problems.items()
+    ]
     results, metrics, _ = score(problems, broken, [1], workers=2, limits=LIMITS)
     assert not any(r["passed"] for r in results)
     assert any(r["result"].startswith("failed: SyntaxError") for r in results)

@@ -31,16 +31,31 @@ def test_eval_configs_parse():
 @pytest.mark.parametrize("decoding", ["standard", "speculative"])
 def test_wmtp_test_on_local_problems(tmp_path, tiny_bundle, decoding):
     extra = ["--data.init_args.n_samples", "1", "--data.init_args.temperature", "0", "--data.init_args.ks", "[1]"]
-    cli = main(["test", "--config", str(ROOT / "configs" / "eval" / "local.yaml"), "--model.init_args.model",
-                str(tiny_bundle), "--trainer.default_root_dir", str(tmp_path), "--trainer.enable_progress_bar", "false",
-                "--data.init_args.max_new_tokens", "24", "--data.init_args.decoding", decoding,
-                *(extra if decoding == "speculative" else [])])
+    cli = main(
+        [
+            "test",
+            "--config",
+            str(ROOT / "configs" / "eval" / "local.yaml"),
+            "--model.init_args.model",
+            str(tiny_bundle),
+            "--trainer.default_root_dir",
+            str(tmp_path),
+            "--trainer.enable_progress_bar",
+            "false",
+            "--data.init_args.max_new_tokens",
+            "24",
+            "--data.init_args.decoding",
+            decoding,
+            *(extra if decoding == "speculative" else []),
+        ]
+    )
     folder = tmp_path / "eval" / "local"
     rows = [json.loads(x) for x in (folder / "results.jsonl").read_text().splitlines()]
     summary = json.loads((folder / "pass_at_k.json").read_text())
     n = 1 if decoding == "speculative" else 4
-    assert len(rows) == 4 * n and {r["task_id"] for r in rows} == {f"local/{p}" for p in
-                                                                   ("palindrome_check", "gcd_lcm", "max_subarray", "power_mod")}
+    assert len(rows) == 4 * n and {r["task_id"] for r in rows} == {
+        f"local/{p}" for p in ("palindrome_check", "gcd_lcm", "max_subarray", "power_mod")
+    }
     assert all(set(r) == {"task_id", "completion", "passed", "result"} for r in rows)
     assert summary["pass@1"] == sum(r["passed"] for r in rows) / len(rows)  # computed, not made up
     assert cli.trainer.callback_metrics["test/n_problems"] == 4
@@ -50,8 +65,26 @@ def test_wmtp_test_on_local_problems(tmp_path, tiny_bundle, decoding):
 
 def test_eval_input_errors(tmp_path, tiny_bundle):
     with pytest.raises(ValueError, match="speculative decoding is greedy"):
-        main(["test", "--config", str(ROOT / "configs" / "eval" / "local.yaml"), "--model.init_args.model",
-              str(tiny_bundle), "--data.init_args.decoding", "speculative"])
+        main(
+            [
+                "test",
+                "--config",
+                str(ROOT / "configs" / "eval" / "local.yaml"),
+                "--model.init_args.model",
+                str(tiny_bundle),
+                "--data.init_args.decoding",
+                "speculative",
+            ]
+        )
     with pytest.raises((FileNotFoundError, ValueError), match="problems file not found"):  # jsonargparse wraps it
-        main(["test", "--config", str(ROOT / "configs" / "eval" / "mbpp.yaml"), "--model.init_args.model",
-              str(tiny_bundle), "--data.init_args.problems", str(tmp_path / "none.jsonl")])
+        main(
+            [
+                "test",
+                "--config",
+                str(ROOT / "configs" / "eval" / "mbpp.yaml"),
+                "--model.init_args.model",
+                str(tiny_bundle),
+                "--data.init_args.problems",
+                str(tmp_path / "none.jsonl"),
+            ]
+        )

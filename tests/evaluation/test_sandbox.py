@@ -38,8 +38,10 @@ HOSTILE = {
     "kill the parent": ("import os, signal\nos.kill(os.getppid(), signal.SIGKILL)\n", "failed"),
     "unbounded recursion": ("def f(n):\n    return f(n + 1)\nf(0)\n", "failed"),
     # Python 3.11 frames live on the heap: this ends on the memory limit or the clock, whichever first.
-    "deep recursion limit": ("import sys\nsys.setrecursionlimit(10**7)\ndef f(n):\n    return f(n + 1)\nf(0)\n",
-                             "failed|timed out"),
+    "deep recursion limit": (
+        "import sys\nsys.setrecursionlimit(10**7)\ndef f(n):\n    return f(n + 1)\nf(0)\n",
+        "failed|timed out",
+    ),
     "network": ("import socket\ns = socket.create_connection(('127.0.0.1', 22), timeout=1)\n", "failed"),
     "raw socket": ("import _socket\ns = _socket.socket()\ns.connect(('127.0.0.1', 22))\n", "failed"),
     "subprocess": ("import subprocess\nsubprocess.run(['sh', '-c', 'echo hi'])\n", "failed"),
@@ -62,11 +64,13 @@ def test_files_outside_are_safe(tmp_path):
     victim = tmp_path / "keep.txt"
     victim.write_text("precious")
     target = Path(tempfile.gettempdir()) / f"wmtp-escape-{os.getpid()}"
-    for code in (f"open({str(target)!r}, 'w').write('x')\n",
-                 f"import _io\n_io.FileIO({str(target)!r}, 'w').write(b'x')\n",
-                 f"import os\nos.remove({str(victim)!r})\n",
-                 f"import shutil\nshutil.rmtree({str(tmp_path)!r})\n",
-                 f"import pathlib\npathlib.Path({str(victim)!r}).write_text('gone')\n"):
+    for code in (
+        f"open({str(target)!r}, 'w').write('x')\n",
+        f"import _io\n_io.FileIO({str(target)!r}, 'w').write(b'x')\n",
+        f"import os\nos.remove({str(victim)!r})\n",
+        f"import shutil\nshutil.rmtree({str(tmp_path)!r})\n",
+        f"import pathlib\npathlib.Path({str(victim)!r}).write_text('gone')\n",
+    ):
         assert not run_tests(code, LIMITS).passed, code
     assert victim.read_text() == "precious" and not target.exists()
     ok = run_tests("open('scratch.txt', 'w').write('ok')\nassert open('scratch.txt').read() == 'ok'\n", LIMITS)

@@ -15,18 +15,23 @@ def write(path, rows):
 
 
 def cli(*args):
-    return load_script("score_samples")["main"](["--benchmark", "humaneval", "--problems", str(require(HUMANEVAL)),
-                                                 "--workers", "2", *args])
+    return load_script("score_samples")["main"](
+        ["--benchmark", "humaneval", "--problems", str(require(HUMANEVAL)), "--workers", "2", *args]
+    )
 
 
 def test_scores_and_writes_results(tmp_path, capsys):
     from wmtp_lightning.evaluation.benchmarks import load_humaneval
 
     ref = {p.task_id: p.reference for p in load_humaneval(HUMANEVAL)}
-    rows = [{"task_id": "HumanEval/0", "completion": ref["HumanEval/0"]}, {"task_id": "HumanEval/0", "completion": "  pass"},
-            {"task_id": "HumanEval/1", "completion": "    return []\n"}, {"task_id": "HumanEval/1", "completion": ref["HumanEval/1"]},
-            {"task_id": "HumanEval/2", "completion": "    return number % 1.0\n"},
-            {"task_id": "HumanEval/2", "completion": "def (:"}]
+    rows = [
+        {"task_id": "HumanEval/0", "completion": ref["HumanEval/0"]},
+        {"task_id": "HumanEval/0", "completion": "  pass"},
+        {"task_id": "HumanEval/1", "completion": "    return []\n"},
+        {"task_id": "HumanEval/1", "completion": ref["HumanEval/1"]},
+        {"task_id": "HumanEval/2", "completion": "    return number % 1.0\n"},
+        {"task_id": "HumanEval/2", "completion": "def (:"},
+    ]
     samples = write(tmp_path / "s.jsonl", rows)
     summary = cli("--samples", str(samples), "--k", "1,2,5")
     last = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
@@ -38,12 +43,15 @@ def test_scores_and_writes_results(tmp_path, capsys):
     assert results[5]["result"].startswith("failed: SyntaxError") and results[0]["result"] == "passed"
 
 
-@pytest.mark.parametrize(("rows", "message"), [
-    (['{"task_id": "HumanEval/0", "completion": "x"}', "{oops"], "s.jsonl:2: invalid JSON"),
-    ([{"task_id": "HumanEval/0"}], "s.jsonl:1: completion: missing"),
-    ([{"task_id": "Nope/1", "completion": ""}], "s.jsonl:1: task_id: 'Nope/1' is not in the problems file"),
-    ([{"task_id": "HumanEval/0", "completion": 3}], "s.jsonl:1: completion: expected a string"),
-])
+@pytest.mark.parametrize(
+    ("rows", "message"),
+    [
+        (['{"task_id": "HumanEval/0", "completion": "x"}', "{oops"], "s.jsonl:2: invalid JSON"),
+        ([{"task_id": "HumanEval/0"}], "s.jsonl:1: completion: missing"),
+        ([{"task_id": "Nope/1", "completion": ""}], "s.jsonl:1: task_id: 'Nope/1' is not in the problems file"),
+        ([{"task_id": "HumanEval/0", "completion": 3}], "s.jsonl:1: completion: expected a string"),
+    ],
+)
 def test_bad_samples_are_reported(tmp_path, capsys, rows, message):
     with pytest.raises(SystemExit) as info:
         cli("--samples", str(write(tmp_path / "s.jsonl", rows)))
@@ -54,11 +62,13 @@ def test_bad_samples_are_reported(tmp_path, capsys, rows, message):
 def test_bad_problems_file(tmp_path, capsys):
     samples = write(tmp_path / "s.jsonl", [{"task_id": "HumanEval/0", "completion": ""}])
     with pytest.raises(SystemExit):
-        load_script("score_samples")["main"](["--benchmark", "mbpp", "--problems", str(tmp_path / "x.jsonl"),
-                                              "--samples", str(samples)])
+        load_script("score_samples")["main"](
+            ["--benchmark", "mbpp", "--problems", str(tmp_path / "x.jsonl"), "--samples", str(samples)]
+        )
     assert "problems file not found" in capsys.readouterr().err
     write(tmp_path / "p.jsonl", [{"task_id": 1, "text": "t"}])
     with pytest.raises(SystemExit):
-        load_script("score_samples")["main"](["--benchmark", "mbpp", "--problems", str(tmp_path / "p.jsonl"),
-                                              "--samples", str(samples), "--all-mbpp"])
+        load_script("score_samples")["main"](
+            ["--benchmark", "mbpp", "--problems", str(tmp_path / "p.jsonl"), "--samples", str(samples), "--all-mbpp"]
+        )
     assert "p.jsonl:1: missing field(s) ['code', 'test_list']" in capsys.readouterr().err

@@ -50,7 +50,12 @@ def test_experiment_configs_parse_alone_and_with_overlays(exp):
 def test_vessl_overlay_is_a_valid_fsdp_config(exp):
     cfg = yaml.safe_load(parse(f"{exp}.yaml", "vessl.yaml"))
     t = cfg["trainer"]
-    assert (t["devices"], t["precision"], t["accumulate_grad_batches"], t["gradient_clip_val"]) == (4, "bf16-mixed", 4, 1.0)
+    assert (t["devices"], t["precision"], t["accumulate_grad_batches"], t["gradient_clip_val"]) == (
+        4,
+        "bf16-mixed",
+        4,
+        1.0,
+    )
     assert cfg["data"]["init_args"]["batch_size"] == 2  # 2 x 4 GPUs x 4 accumulation = 32
     strat = t["strategy"]["init_args"]
     assert "wmtp_lightning.models.transformer.TransformerBlock" in strat["auto_wrap_policy"]
@@ -65,7 +70,9 @@ def test_fsdp_strategy_object_and_its_cpu_message():
     from wmtp_lightning.models.transformer import TransformerBlock
     from wmtp_lightning.models.value_head import ValueHead
 
-    strategy = FSDPStrategy(auto_wrap_policy={TransformerBlock, ValueHead}, activation_checkpointing_policy={TransformerBlock})
+    strategy = FSDPStrategy(
+        auto_wrap_policy={TransformerBlock, ValueHead}, activation_checkpointing_policy={TransformerBlock}
+    )
     assert strategy.kwargs["auto_wrap_policy"] is not None
     import lightning.pytorch as pl
 
@@ -74,11 +81,30 @@ def test_fsdp_strategy_object_and_its_cpu_message():
 
 
 def common_overrides(tmp_path, bundle, dataset, tokenizer):
-    return ["--model.init_args.model", str(bundle), "--data.init_args.data_dir", str(dataset),
-            "--data.init_args.tokenizer", str(tokenizer), "--trainer.default_root_dir", str(tmp_path),
-            "--trainer.max_steps", "3", "--trainer.val_check_interval", "3", "--trainer.limit_val_batches", "1",
-            "--trainer.enable_progress_bar", "false", "--data.init_args.n_samples", "16", "--data.init_args.val_samples",
-            "4", "--data.init_args.batch_size", "2"]
+    return [
+        "--model.init_args.model",
+        str(bundle),
+        "--data.init_args.data_dir",
+        str(dataset),
+        "--data.init_args.tokenizer",
+        str(tokenizer),
+        "--trainer.default_root_dir",
+        str(tmp_path),
+        "--trainer.max_steps",
+        "3",
+        "--trainer.val_check_interval",
+        "3",
+        "--trainer.limit_val_batches",
+        "1",
+        "--trainer.enable_progress_bar",
+        "false",
+        "--data.init_args.n_samples",
+        "16",
+        "--data.init_args.val_samples",
+        "4",
+        "--data.init_args.batch_size",
+        "2",
+    ]
 
 
 def fit(*configs: str, extra: list[str]):
@@ -104,7 +130,9 @@ def test_run_every_experiment(tmp_path, tiny_bundle, tiny_ref_bundle, local_data
     exported = load_bundle(tmp_path / "verifiable_stage2" / "export")
     assert exported.args == load_bundle(tiny_bundle).args
 
-    cli = fit("rho1.yaml", "local.yaml", "local_rho1.yaml", extra=[*base, "--model.init_args.reference", str(tiny_ref_bundle)])
+    cli = fit(
+        "rho1.yaml", "local.yaml", "local_rho1.yaml", extra=[*base, "--model.init_args.reference", str(tiny_ref_bundle)]
+    )
     assert 0.55 < float(cli.trainer.callback_metrics["train/selected_frac"]) <= 0.7
     assert not any("ref_model" in k for k in cli.model.state_dict())
 
@@ -115,15 +143,22 @@ def expect_error(capsys, *args: str) -> str:
     return str(info.value) + capsys.readouterr().err
 
 
-def test_bad_config_errors_name_the_key(capsys, tmp_path, tiny_bundle, local_dataset, micro_tokenizer_path,
-                                        llama_tokenizer_path):
+def test_bad_config_errors_name_the_key(
+    capsys, tmp_path, tiny_bundle, local_dataset, micro_tokenizer_path, llama_tokenizer_path
+):
     cfg = ["--config", str(ROOT / "configs" / "verifiable.yaml"), "--config", str(ROOT / "configs" / "local.yaml")]
     assert "bta" in expect_error(capsys, *cfg, "--model.init_args.bta", "0.9")
     assert "beta" in expect_error(capsys, *cfg, "--model.init_args.beta", "abc")
     err = expect_error(capsys, *cfg, "--model.init_args.model", str(tmp_path / "none"))
     assert "model bundle not found" in err
-    err = expect_error(capsys, *cfg, "--model.init_args.model", str(tiny_bundle), "--model.init_args.value_head",
-                       str(tmp_path / "missing.safetensors"))
+    err = expect_error(
+        capsys,
+        *cfg,
+        "--model.init_args.model",
+        str(tiny_bundle),
+        "--model.init_args.value_head",
+        str(tmp_path / "missing.safetensors"),
+    )
     assert "stage-1 value head not found" in err
     base = common_overrides(tmp_path, tiny_bundle, local_dataset, llama_tokenizer_path)
     with pytest.raises(ValueError, match="has 32000 pieces but the model's vocab_size is"):

@@ -42,19 +42,34 @@ def main() -> None:
         from lightning.pytorch.strategies import ModelParallelStrategy
 
         strategy = ModelParallelStrategy(data_parallel_size=2, tensor_parallel_size=1)
-    model = VerifiableCriticMTP(model=bundle, stage=2, value_head=None, beta=0.9,
-                                optimizer=lambda p: torch.optim.AdamW(p, lr=3e-3))
-    dm = WMTPDataModule(data_dir, tokenizer, sampling="curriculum", correct_ratio=None, n_samples=48, val_samples=4,
-                        batch_size=4)
+    model = VerifiableCriticMTP(
+        model=bundle, stage=2, value_head=None, beta=0.9, optimizer=lambda p: torch.optim.AdamW(p, lr=3e-3)
+    )
+    dm = WMTPDataModule(
+        data_dir, tokenizer, sampling="curriculum", correct_ratio=None, n_samples=48, val_samples=4, batch_size=4
+    )
     record = Record()
-    trainer = pl.Trainer(accelerator="cpu", devices=2, strategy=strategy, max_steps=6, precision="32-true",
-                         use_distributed_sampler=False, logger=WMTPMLFlowLogger(experiment_name="dist"),
-                         callbacks=[record, ExportBundle(str(out / "export"))], enable_checkpointing=False,
-                         enable_progress_bar=False, limit_val_batches=0, log_every_n_steps=1, gradient_clip_val=1.0, default_root_dir=str(out))
+    trainer = pl.Trainer(
+        accelerator="cpu",
+        devices=2,
+        strategy=strategy,
+        max_steps=6,
+        precision="32-true",
+        use_distributed_sampler=False,
+        logger=WMTPMLFlowLogger(experiment_name="dist"),
+        callbacks=[record, ExportBundle(str(out / "export"))],
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        limit_val_batches=0,
+        log_every_n_steps=1,
+        gradient_clip_val=1.0,
+        default_root_dir=str(out),
+    )
     trainer.fit(model, dm)
     rank = trainer.global_rank
-    (out / f"rank{rank}.json").write_text(json.dumps({"lines": record.lines, "losses": record.losses,
-                                                      "world": trainer.world_size}))
+    (out / f"rank{rank}.json").write_text(
+        json.dumps({"lines": record.lines, "losses": record.losses, "world": trainer.world_size})
+    )
 
 
 if __name__ == "__main__":

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -10,8 +11,20 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-_DROP = ("MASTER_ADDR", "MASTER_PORT", "RANK", "LOCAL_RANK", "WORLD_SIZE", "NODE_RANK", "GROUP_RANK",
-         "LOCAL_WORLD_SIZE", "PL_GLOBAL_SEED", "PL_TRAINER_GPUS", "OMP_NUM_THREADS", "PYTEST_CURRENT_TEST")
+_DROP = (
+    "MASTER_ADDR",
+    "MASTER_PORT",
+    "RANK",
+    "LOCAL_RANK",
+    "WORLD_SIZE",
+    "NODE_RANK",
+    "GROUP_RANK",
+    "LOCAL_WORLD_SIZE",
+    "PL_GLOBAL_SEED",
+    "PL_TRAINER_GPUS",
+    "OMP_NUM_THREADS",
+    "PYTEST_CURRENT_TEST",
+)
 
 
 def clean_env(**extra: str) -> dict[str, str]:
@@ -29,8 +42,15 @@ def free_port() -> int:
 
 def run(args: list[str], timeout: float, **env: str) -> subprocess.CompletedProcess:
     """Run `python args...` in its own session; the whole group is killed on timeout."""
-    proc = subprocess.Popen([sys.executable, *args], cwd=ROOT, env=clean_env(**env), stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    proc = subprocess.Popen(
+        [sys.executable, *args],
+        cwd=ROOT,
+        env=clean_env(**env),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
     try:
         out, _ = proc.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
@@ -38,10 +58,8 @@ def run(args: list[str], timeout: float, **env: str) -> subprocess.CompletedProc
         out, _ = proc.communicate()
         raise AssertionError(f"timed out after {timeout}s: {args}\n{out[-4000:]}") from None
     finally:
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, signal.SIGKILL)  # leftovers (e.g. a spawned rank) die with the group
-        except ProcessLookupError:
-            pass
     if proc.returncode != 0:
         raise AssertionError(f"exit {proc.returncode}: {args}\n{out[-6000:]}")
     return subprocess.CompletedProcess(args, proc.returncode, out, "")

@@ -24,7 +24,8 @@ def test_export_runs(tmp_path, mlflow_server, tiny_bundle, local_dataset, micro_
         assert (run_dir / "EXPORT_COMPLETE").is_file()
         params = json.loads((run_dir / "params.json").read_text())
         assert params["experiment_class"] == "VerifiableCriticMTP"
-        rows = list(csv.DictReader(open(run_dir / "metrics" / "train__loss.csv")))
+        with open(run_dir / "metrics" / "train__loss.csv") as f:
+            rows = list(csv.DictReader(f))
         assert len(rows) >= 2 and float(rows[0]["value"]) > 0
         art = run_dir / "artifacts"
         assert (art / "config.yaml").is_file() and (art / "model" / "metadata.json").is_file()
@@ -37,6 +38,15 @@ def test_export_runs(tmp_path, mlflow_server, tiny_bundle, local_dataset, micro_
         main(["--tracking-uri", mlflow_server, "--run-id", "0" * 32, "--out", str(tmp_path / "z")])
     assert "does not exist" in capsys.readouterr().err
     with pytest.raises(SystemExit):
-        main(["--tracking-uri", f"http://127.0.0.1:{free_port()}", "--experiment", "export", "--out", str(tmp_path / "z")])
+        main(
+            [
+                "--tracking-uri",
+                f"http://127.0.0.1:{free_port()}",
+                "--experiment",
+                "export",
+                "--out",
+                str(tmp_path / "z"),
+            ]
+        )
     assert "does not answer" in capsys.readouterr().err
     assert not (tmp_path / "z").exists() or not list((tmp_path / "z").iterdir())  # nothing half-exported

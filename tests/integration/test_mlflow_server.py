@@ -11,14 +11,39 @@ pytestmark = pytest.mark.slow
 
 
 def train_against(url, root, bundle, data, tok, experiment="server-test"):
-    return run(["-m", "wmtp_lightning.cli", "fit", "--config", "configs/verifiable.yaml", "--config", "configs/local.yaml",
-                "--model.init_args.model", str(bundle), "--data.init_args.data_dir", str(data),
-                "--data.init_args.tokenizer", str(tok), "--trainer.default_root_dir", str(root),
-                "--trainer.max_steps", "4", "--trainer.val_check_interval", "4", "--trainer.limit_val_batches", "1",
-                "--trainer.logger.init_args.experiment_name", experiment,
-                "--trainer.callbacks+=wmtp_lightning.experiments.callbacks.WeightPlots",
-                "--trainer.callbacks.every_n_steps=2", "--trainer.enable_progress_bar", "false"],
-               timeout=300, MLFLOW_TRACKING_URI=url)
+    return run(
+        [
+            "-m",
+            "wmtp_lightning.cli",
+            "fit",
+            "--config",
+            "configs/verifiable.yaml",
+            "--config",
+            "configs/local.yaml",
+            "--model.init_args.model",
+            str(bundle),
+            "--data.init_args.data_dir",
+            str(data),
+            "--data.init_args.tokenizer",
+            str(tok),
+            "--trainer.default_root_dir",
+            str(root),
+            "--trainer.max_steps",
+            "4",
+            "--trainer.val_check_interval",
+            "4",
+            "--trainer.limit_val_batches",
+            "1",
+            "--trainer.logger.init_args.experiment_name",
+            experiment,
+            "--trainer.callbacks+=wmtp_lightning.experiments.callbacks.WeightPlots",
+            "--trainer.callbacks.every_n_steps=2",
+            "--trainer.enable_progress_bar",
+            "false",
+        ],
+        timeout=300,
+        MLFLOW_TRACKING_URI=url,
+    )
 
 
 def test_run_is_readable_through_the_client(tmp_path, mlflow_server, tiny_bundle, local_dataset, micro_tokenizer_path):

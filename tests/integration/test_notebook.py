@@ -16,15 +16,36 @@ pytestmark = pytest.mark.slow
 
 def test_notebook_executes(tmp_path, tiny_bundle, tiny_ref_bundle, local_dataset, micro_tokenizer_path):
     db = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    common = ["--config", "configs/local.yaml", "--model.init_args.model", str(tiny_bundle), "--data.init_args.data_dir",
-              str(local_dataset), "--data.init_args.tokenizer", str(micro_tokenizer_path), "--trainer.default_root_dir",
-              str(tmp_path), "--trainer.max_steps", "4", "--trainer.val_check_interval", "4",
-              "--trainer.limit_val_batches", "1", "--trainer.enable_progress_bar", "false"]
+    common = [
+        "--config",
+        "configs/local.yaml",
+        "--model.init_args.model",
+        str(tiny_bundle),
+        "--data.init_args.data_dir",
+        str(local_dataset),
+        "--data.init_args.tokenizer",
+        str(micro_tokenizer_path),
+        "--trainer.default_root_dir",
+        str(tmp_path),
+        "--trainer.max_steps",
+        "4",
+        "--trainer.val_check_interval",
+        "4",
+        "--trainer.limit_val_batches",
+        "1",
+        "--trainer.enable_progress_bar",
+        "false",
+    ]
     for cfg in ("configs/verifiable_stage1.yaml", "configs/verifiable.yaml"):
         run(["-m", "wmtp_lightning.cli", "fit", "--config", cfg, *common], timeout=300, MLFLOW_TRACKING_URI=db)
     nb = nbformat.read(ROOT / "notebooks" / "analyze_weights.ipynb", as_version=4)
-    env = {"MLFLOW_TRACKING_URI": db, "WMTP_EXPORT": str(tmp_path / "verifiable_stage2" / "export"),
-           "WMTP_DATA": str(local_dataset), "WMTP_REF": str(tiny_ref_bundle), "WMTP_ROOT": str(ROOT)}
+    env = {
+        "MLFLOW_TRACKING_URI": db,
+        "WMTP_EXPORT": str(tmp_path / "verifiable_stage2" / "export"),
+        "WMTP_DATA": str(local_dataset),
+        "WMTP_REF": str(tiny_ref_bundle),
+        "WMTP_ROOT": str(ROOT),
+    }
     old = {k: os.environ.get(k) for k in env}
     os.environ.update(env)  # the kernel inherits the environment
     try:

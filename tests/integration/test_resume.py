@@ -19,17 +19,35 @@ pytestmark = pytest.mark.slow
 
 
 def args(root, bundle, data, tok):
-    return ["-m", "wmtp_lightning.cli", "fit", "--config", "tests/conf/resume.yaml", "--model.init_args.model", str(bundle),
-            "--data.init_args.data_dir", str(data), "--data.init_args.tokenizer", str(tok),
-            "--trainer.default_root_dir", str(root)]
+    return [
+        "-m",
+        "wmtp_lightning.cli",
+        "fit",
+        "--config",
+        "tests/conf/resume.yaml",
+        "--model.init_args.model",
+        str(bundle),
+        "--data.init_args.data_dir",
+        str(data),
+        "--data.init_args.tokenizer",
+        str(tok),
+        "--trainer.default_root_dir",
+        str(root),
+    ]
 
 
 def test_sigkill_then_resume_gives_the_same_weights(tmp_path, tiny_bundle, local_dataset, micro_tokenizer_path):
     a, b = tmp_path / "a", tmp_path / "b"
     run(args(a, tiny_bundle, local_dataset, micro_tokenizer_path), timeout=300)
 
-    proc = subprocess.Popen([sys.executable, *args(b, tiny_bundle, local_dataset, micro_tokenizer_path)], cwd=ROOT,
-                            env=clean_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    proc = subprocess.Popen(
+        [sys.executable, *args(b, tiny_bundle, local_dataset, micro_tokenizer_path)],
+        cwd=ROOT,
+        env=clean_env(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     ckpt_dir = b / "verifiable_stage2" / "checkpoints"
     deadline = time.monotonic() + 240
     try:
@@ -48,6 +66,8 @@ def test_sigkill_then_resume_gives_the_same_weights(tmp_path, tiny_bundle, local
     full, resumed = (load_bundle(x / "verifiable_stage2" / "export") for x in (a, b))
     for k, v in full.state_dict().items():
         torch.testing.assert_close(resumed.state_dict()[k], v, rtol=0, atol=1e-6, msg=k)
-    va, vb = (ValueHead.load(x / "verifiable_stage2" / "export" / "value_head" / "value_head.safetensors") for x in (a, b))
+    va, vb = (
+        ValueHead.load(x / "verifiable_stage2" / "export" / "value_head" / "value_head.safetensors") for x in (a, b)
+    )
     torch.testing.assert_close(vb.proj.weight, va.proj.weight, rtol=0, atol=1e-6)
     assert not torch.equal(full.output.weight, load_bundle(tiny_bundle).output.weight)  # it did train

@@ -67,11 +67,14 @@ def test_truncated_weights_are_reported(tmp_path, model):
         load_bundle(out, verify=False)
 
 
-@pytest.mark.parametrize(("edit", "message"), [
-    (lambda sd: sd.pop("norm.weight"), r"missing key\(s\) \['norm.weight'\]"),
-    (lambda sd: sd.__setitem__("extra.weight", torch.zeros(1)), r"unexpected key\(s\) \['extra.weight'\]"),
-    (lambda sd: sd.__setitem__("norm.weight", torch.zeros(3)), r"norm.weight: got \(3,\), expected \(64,\)"),
-])
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        (lambda sd: sd.pop("norm.weight"), r"missing key\(s\) \['norm.weight'\]"),
+        (lambda sd: sd.__setitem__("extra.weight", torch.zeros(1)), r"unexpected key\(s\) \['extra.weight'\]"),
+        (lambda sd: sd.__setitem__("norm.weight", torch.zeros(3)), r"norm.weight: got \(3,\), expected \(64,\)"),
+    ],
+)
 def test_state_dict_problems_are_named(tmp_path, model, edit, message):
     out = save_bundle(model, tmp_path / "b")
     sd = load_file(out / WEIGHTS)

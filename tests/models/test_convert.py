@@ -44,8 +44,13 @@ def test_permutation_round_trip_and_layout():
 
 
 def test_config_errors_name_the_key():
-    base = {"hidden_size": 64, "num_hidden_layers": 2, "num_attention_heads": 4, "vocab_size": 256,
-            "intermediate_size": 176}
+    base = {
+        "hidden_size": 64,
+        "num_hidden_layers": 2,
+        "num_attention_heads": 4,
+        "vocab_size": 256,
+        "intermediate_size": 176,
+    }
     assert hf_config_to_args(base, "c.json").ffn_hidden_dim == 176
     with pytest.raises(ValueError, match=r"c.json: missing required key\(s\) \['intermediate_size'\]"):
         hf_config_to_args({k: v for k, v in base.items() if k != "intermediate_size"}, "c.json")
@@ -53,16 +58,25 @@ def test_config_errors_name_the_key():
         hf_config_to_args({**base, "sliding_window": 4096}, "c.json")
     with pytest.raises(ValueError, match="rope scaling"):
         hf_config_to_args({**base, "rope_scaling": {"type": "linear", "factor": 2.0}}, "c.json")
-    with pytest.raises(ValueError, match="params.json: vocab_size is -1"):
+    with pytest.raises(ValueError, match=r"params\.json: vocab_size is -1"):
         meta_params_to_args({"dim": 64, "n_layers": 2, "n_heads": 4, "vocab_size": -1}, None, "params.json")
     with pytest.raises(ValueError, match=r"unknown key\(s\) \['moe'\]"):
         meta_params_to_args({"dim": 64, "n_layers": 2, "n_heads": 4, "moe": True}, 10, "params.json")
 
 
 def _hf_model(tie: bool = False):
-    cfg = transformers.LlamaConfig(hidden_size=64, num_hidden_layers=3, num_attention_heads=4, num_key_value_heads=2,
-                                   intermediate_size=176, vocab_size=256, rms_norm_eps=1e-5, rope_theta=10000.0,
-                                   max_position_embeddings=128, tie_word_embeddings=tie)
+    cfg = transformers.LlamaConfig(
+        hidden_size=64,
+        num_hidden_layers=3,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        intermediate_size=176,
+        vocab_size=256,
+        rms_norm_eps=1e-5,
+        rope_theta=10000.0,
+        max_position_embeddings=128,
+        tie_word_embeddings=tie,
+    )
     torch.manual_seed(0)
     return transformers.LlamaForCausalLM(cfg).eval()
 
@@ -112,8 +126,17 @@ def test_meta_conversion_reproduces_logits_and_drops_rope_table(tmp_path):
     src.mkdir()
     sd = {**model.state_dict(), "rope.freqs": torch.randn(8)}
     torch.save(sd, src / "consolidated.00.pth")
-    params = {"dim": 64, "n_layers": 5, "n_heads": 4, "n_kv_heads": 2, "multiple_of": 16, "norm_eps": 1e-5,
-              "vocab_size": -1, "n_future_tokens": 3, "max_seq_len": 128}
+    params = {
+        "dim": 64,
+        "n_layers": 5,
+        "n_heads": 4,
+        "n_kv_heads": 2,
+        "multiple_of": 16,
+        "norm_eps": 1e-5,
+        "vocab_size": -1,
+        "n_future_tokens": 3,
+        "max_seq_len": 128,
+    }
     (src / "params.json").write_text(json.dumps(params))
     out = convert_meta(src, tmp_path / "bundle", dtype="float32")
     ours = load_bundle(out).eval()
@@ -127,7 +150,8 @@ def test_meta_shape_mismatch_is_reported(tmp_path):
     src = tmp_path / "m"
     src.mkdir()
     torch.save(model.state_dict(), src / "consolidated.pth")
-    (src / "params.json").write_text(json.dumps({"dim": 64, "n_layers": 5, "n_heads": 4, "multiple_of": 16,
-                                                 "vocab_size": 256, "n_future_tokens": 3}))
+    (src / "params.json").write_text(
+        json.dumps({"dim": 64, "n_layers": 5, "n_heads": 4, "multiple_of": 16, "vocab_size": 256, "n_future_tokens": 3})
+    )
     with pytest.raises(ValueError, match=r"layers.0.attention.wk.weight: got \(32, 64\), expected \(64, 64\)"):
         convert_meta(src, tmp_path / "out")

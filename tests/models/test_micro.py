@@ -15,7 +15,9 @@ def test_slice_keeps_structure():
     a = small.args
     assert (a.n_trunk_layers, a.n_future_tokens, a.dim, a.n_heads, a.kv_heads) == (2, 2, 32, 2, 1)
     assert torch.equal(small.layers[1].attention.wq.weight, big.layers[2].attention.wq.weight[:32, :32])
-    assert torch.equal(small.extra_heads[0].feed_forward.w2.weight, big.extra_heads[0].feed_forward.w2.weight[:32, :a.hidden_dim])
+    assert torch.equal(
+        small.extra_heads[0].feed_forward.w2.weight, big.extra_heads[0].feed_forward.w2.weight[:32, : a.hidden_dim]
+    )
     assert small(torch.randint(0, 256, (1, 5)), return_all_heads=True).shape == (1, 5, 2, 256)
 
 
@@ -30,8 +32,9 @@ def test_prepare_script_from_scratch_and_from_bundle(tmp_path, tiny_bundle):
     assert meta["files"]["tokenizer/tokenizer.model"] == read_metadata(out[1])["files"]["tokenizer/tokenizer.model"]
     assert (out[0] / "safetensors" / "model.safetensors").stat().st_size < 50e6
 
-    sliced = main(["--from-bundle", str(tiny_bundle), "--dst", str(tmp_path / "s"), "--heads", "2",
-                   "--trunk-layers", "1"])
+    sliced = main(
+        ["--from-bundle", str(tiny_bundle), "--dst", str(tmp_path / "s"), "--heads", "2", "--trunk-layers", "1"]
+    )
     s = load_bundle(sliced[0])
     assert (s.args.n_trunk_layers, s.args.n_future_tokens) == (1, 2)
     assert "structural" in read_metadata(sliced[0])["source"]["kind"]

@@ -15,7 +15,7 @@ def test_real_llama_tokenizer(llama_tokenizer_path):
     assert tok.encode("Hello world", bos=True, eos=True) == [1, 15043, 3186, 2]
     code = "def f(x):\n\treturn  x * 2  # 두 배\n"
     assert tok.decode(tok.encode(code)) == code
-    assert tok.encode_batch(["Hello world", "a"], bos=True) == [[1, 15043, 3186], [1] + tok.encode("a")]
+    assert tok.encode_batch(["Hello world", "a"], bos=True) == [[1, 15043, 3186], [1, *tok.encode("a")]]
     assert tok.piece_text(tok.encode("\n")[-1]) == "\n"
 
 

@@ -50,7 +50,7 @@ def reference_forward(sd: dict[str, torch.Tensor], a: ModelArgs, tokens: torch.T
         att = torch.einsum("bhqk,bkhd->bqhd", scores.softmax(-1), v).reshape(B, T, -1)
         x = x + att @ sd[f"{prefix}.attention.wo.weight"].T
         h = rms(x, sd[f"{prefix}.ffn_norm.weight"])
-        ff = (F.silu(h @ sd[f"{prefix}.feed_forward.w1.weight"].T) * (h @ sd[f"{prefix}.feed_forward.w3.weight"].T))
+        ff = F.silu(h @ sd[f"{prefix}.feed_forward.w1.weight"].T) * (h @ sd[f"{prefix}.feed_forward.w3.weight"].T)
         return x + ff @ sd[f"{prefix}.feed_forward.w2.weight"].T
 
     n_main = a.n_layers - a.n_future_tokens + 1
@@ -72,8 +72,15 @@ def test_shapes_and_module_names(H):
     assert m(x, return_all_heads=True).dtype == torch.float32
     assert len(m.layers) == a.n_layers - H + 1 and len(m.extra_heads) == H - 1
     keys = set(m.state_dict())
-    assert {"tok_embeddings.weight", "norm.weight", "output.weight", "layers.0.attention.wq.weight",
-            "layers.0.feed_forward.w2.weight", "layers.0.attention_norm.weight", "layers.0.ffn_norm.weight"} <= keys
+    assert {
+        "tok_embeddings.weight",
+        "norm.weight",
+        "output.weight",
+        "layers.0.attention.wq.weight",
+        "layers.0.feed_forward.w2.weight",
+        "layers.0.attention_norm.weight",
+        "layers.0.ffn_norm.weight",
+    } <= keys
     assert ("extra_heads.0.attention.wk.weight" in keys) == (H > 1)
 
 

@@ -14,9 +14,13 @@ from wmtp_lightning.ops.storage_sync import MANIFEST, LocalDirBackend, VesslBack
 @pytest.fixture
 def storage(tmp_path) -> Path:
     s = tmp_path / "storage"
-    for rel, text in {"models_v2/m/metadata.json": "{}", "models_v2/m/safetensors/model.safetensors": "w" * 1000,
-                      "datasets_v2/cc/processed/train.jsonl": "{}\n" * 50, "datasets_v2/cc/processed/x.tmp": "junk",
-                      "runs/ignored.txt": "not selected"}.items():
+    for rel, text in {
+        "models_v2/m/metadata.json": "{}",
+        "models_v2/m/safetensors/model.safetensors": "w" * 1000,
+        "datasets_v2/cc/processed/train.jsonl": "{}\n" * 50,
+        "datasets_v2/cc/processed/x.tmp": "junk",
+        "runs/ignored.txt": "not selected",
+    }.items():
         (s / rel).parent.mkdir(parents=True, exist_ok=True)
         (s / rel).write_text(text)
     return s
@@ -39,8 +43,11 @@ def test_incremental_sync_keeps_layout(storage, dest):
     plan = sync(storage, dest, FOLDERS, log=lambda _: None)
     assert len(plan.upload) == 3 and not (dest.root / "runs").exists()
     assert (dest.root / "models_v2/m/safetensors/model.safetensors").read_text() == "w" * 1000
-    assert set(manifest(dest)) == {"models_v2/m/metadata.json", "models_v2/m/safetensors/model.safetensors",
-                                   "datasets_v2/cc/processed/train.jsonl"}
+    assert set(manifest(dest)) == {
+        "models_v2/m/metadata.json",
+        "models_v2/m/safetensors/model.safetensors",
+        "datasets_v2/cc/processed/train.jsonl",
+    }
     assert sync(storage, dest, FOLDERS, log=lambda _: None).upload == []  # nothing changed
     (storage / "models_v2/m/metadata.json").write_text('{"v": 2}')
     again = sync(storage, dest, FOLDERS, log=lambda _: None)
@@ -49,7 +56,9 @@ def test_incremental_sync_keeps_layout(storage, dest):
 
 
 def test_dry_run_uploads_nothing(storage, dest, capsys):
-    code = load_script("sync_to_vessl_storage")["main"](["--dest", str(dest.root), "--storage", str(storage), "--dry-run"])
+    code = load_script("sync_to_vessl_storage")["main"](
+        ["--dest", str(dest.root), "--storage", str(storage), "--dry-run"]
+    )
     out = capsys.readouterr().out
     assert code == 0 and "3 file(s) to upload" in out and "upload models_v2/m/metadata.json" in out
     assert not (dest.root / MANIFEST).exists() and not (dest.root / "models_v2").exists()

@@ -25,7 +25,7 @@ def test_state_mask_is_p_minus_1_to_T_minus_1():
 
 
 def test_monte_carlo_targets():
-    G, m = mc_value_targets(LABELS, torch.tensor([1.0]), gamma=1.0)
+    G, _ = mc_value_targets(LABELS, torch.tensor([1.0]), gamma=1.0)
     assert G.tolist() == [[0.0, 1.0, 1.0, 1.0, 0.0, 0.0]]
     G, _ = mc_value_targets(LABELS, torch.tensor([1.0]), gamma=0.9)
     torch.testing.assert_close(G, torch.tensor([[0.0, 0.81, 0.9, 1.0, 0.0, 0.0]]))
@@ -52,8 +52,9 @@ def test_clipped_loss_by_hand():
     loss.backward()
     assert v.grad[0] == 0  # the clipped branch wins and is saturated: no push past the anchor
     assert clipped_value_loss(v, anchor, target, mask, clip=None).item() == pytest.approx((0.125 + 0.005) / 2)
-    huber = clipped_value_loss(torch.tensor([3.0]), torch.tensor([3.0]), torch.tensor([0.0]),
-                               torch.tensor([True]), kind="huber")
+    huber = clipped_value_loss(
+        torch.tensor([3.0]), torch.tensor([3.0]), torch.tensor([0.0]), torch.tensor([True]), kind="huber"
+    )
     assert huber.item() == pytest.approx(2.5)  # δ·(|x| − δ/2)
     masked = clipped_value_loss(torch.tensor([0.0, 100.0]), torch.zeros(2), torch.zeros(2), torch.tensor([True, False]))
     assert masked.item() == 0.0

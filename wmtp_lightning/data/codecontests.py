@@ -49,15 +49,24 @@ class SplitStats:
     difficulty: Counter = field(default_factory=Counter)
 
     def as_dict(self) -> dict[str, Any]:
-        return {"split": self.split, "problems": self.problems, "kept": self.kept, "correct": self.correct,
-                "incorrect": self.incorrect, "dropped": dict(self.dropped),
-                "difficulty_hist": {str(k): v for k, v in sorted(self.difficulty.items())}}
+        return {
+            "split": self.split,
+            "problems": self.problems,
+            "kept": self.kept,
+            "correct": self.correct,
+            "incorrect": self.incorrect,
+            "dropped": dict(self.dropped),
+            "difficulty_hist": {str(k): v for k, v in sorted(self.difficulty.items())},
+        }
 
 
 def find_raw_files(src: Path, split: str) -> list[Path]:
     """Files of one split under `src`: `{split}.jsonl`, `{split}-00000-of-00039.parquet`, `data/...`."""
-    files = [p for p in sorted(src.rglob(f"{split}*")) if p.suffix in RAW_EXTS and p.is_file()
-             and (p.stem == split or p.stem[len(split)] in "-_.")]
+    files = [
+        p
+        for p in sorted(src.rglob(f"{split}*"))
+        if p.suffix in RAW_EXTS and p.is_file() and (p.stem == split or p.stem[len(split)] in "-_.")
+    ]
     return files
 
 
@@ -114,7 +123,11 @@ def _check_raw(where: str, p: dict[str, Any]) -> None:
         raise ValueError(f"{where}: raw problem lacks field(s) {missing}; expected the deepmind/code_contests schema")
     for key in ("solutions", "incorrect_solutions"):
         s = p[key]
-        if not isinstance(s, dict) or not {"language", "solution"} <= set(s) or len(s["language"]) != len(s["solution"]):
+        if (
+            not isinstance(s, dict)
+            or not {"language", "solution"} <= set(s)
+            or len(s["language"]) != len(s["solution"])
+        ):
             raise ValueError(f"{where}: {key}: expected {{'language': [...], 'solution': [...]}} of equal length")
     if not isinstance(p["difficulty"], int) or not 0 <= p["difficulty"] <= MAX_DIFFICULTY:
         raise ValueError(f"{where}: difficulty: expected an enum value 0..{MAX_DIFFICULTY}, got {p['difficulty']!r}")
@@ -124,8 +137,9 @@ def format_examples(public_tests: dict[str, list[str]] | None, max_examples: int
     if not public_tests:
         return ""
     pairs = list(zip(public_tests.get("input", []), public_tests.get("output", [])))[:max_examples]
-    return "\n\n".join(f"Example {i}\nInput:\n{inp.rstrip()}\nOutput:\n{out.rstrip()}"
-                       for i, (inp, out) in enumerate(pairs, 1))
+    return "\n\n".join(
+        f"Example {i}\nInput:\n{inp.rstrip()}\nOutput:\n{out.rstrip()}" for i, (inp, out) in enumerate(pairs, 1)
+    )
 
 
 def _has_tests(p: dict[str, Any]) -> bool:
@@ -135,8 +149,12 @@ def _has_tests(p: dict[str, Any]) -> bool:
 def problem_records(p: dict[str, Any], cfg: ConvertConfig) -> Iterator[tuple[dict[str, Any] | None, str | None]]:
     """Yield (record, None) for each kept solution, or (None, reason) for each dropped one."""
     source = SOURCES.get(int(p.get("source", 0) or 0), "UNKNOWN_SOURCE").lower()
-    meta = {"source": f"code_contests/{source}", "difficulty": int(p["difficulty"]), "has_tests": _has_tests(p),
-            "cf_rating": int(p.get("cf_rating") or 0)}
+    meta = {
+        "source": f"code_contests/{source}",
+        "difficulty": int(p["difficulty"]),
+        "has_tests": _has_tests(p),
+        "cf_rating": int(p.get("cf_rating") or 0),
+    }
     instruction = p["description"]
     examples = format_examples(p.get("public_tests"), cfg.max_examples)
     for key, correct in (("solutions", True), ("incorrect_solutions", False)):
@@ -147,12 +165,27 @@ def problem_records(p: dict[str, Any], cfg: ConvertConfig) -> Iterator[tuple[dic
             elif not code or not code.strip():
                 yield None, "empty_solution"
             else:
-                yield {"instruction": instruction, "input": examples, "output": code, "task_id": f"{p['name']}_{kind}_{i}",
-                       "is_correct": correct, "metadata": dict(meta)}, None
+                yield (
+                    {
+                        "instruction": instruction,
+                        "input": examples,
+                        "output": code,
+                        "task_id": f"{p['name']}_{kind}_{i}",
+                        "is_correct": correct,
+                        "metadata": dict(meta),
+                    },
+                    None,
+                )
 
 
-def convert_split(raw: Iterator[tuple[str, dict[str, Any]]], out_jsonl: Path, tokenizer: Tokenizer,
-                  cfg: ConvertConfig, split: str, progress: Callable[[int], None] | None = None) -> SplitStats:
+def convert_split(
+    raw: Iterator[tuple[str, dict[str, Any]]],
+    out_jsonl: Path,
+    tokenizer: Tokenizer,
+    cfg: ConvertConfig,
+    split: str,
+    progress: Callable[[int], None] | None = None,
+) -> SplitStats:
     """Write one processed split and its index + seed metadata; returns the split's stats."""
     stats = SplitStats(split)
     index = IndexWriter()
@@ -173,8 +206,14 @@ def convert_split(raw: Iterator[tuple[str, dict[str, Any]]], out_jsonl: Path, to
                     continue
                 line = json.dumps(rec, ensure_ascii=False).encode("utf-8")
                 f.write(line + b"\n")
-                index.add(offset, len(line), len(ids), rec["metadata"]["difficulty"], rec["is_correct"],
-                          rec["metadata"]["cf_rating"])
+                index.add(
+                    offset,
+                    len(line),
+                    len(ids),
+                    rec["metadata"]["difficulty"],
+                    rec["is_correct"],
+                    rec["metadata"]["cf_rating"],
+                )
                 offset += len(line) + 1
                 stats.kept += 1
                 stats.correct += rec["is_correct"]
@@ -191,8 +230,11 @@ def convert_split(raw: Iterator[tuple[str, dict[str, Any]]], out_jsonl: Path, to
 
 def write_manifest(processed: Path, extra: dict[str, Any] | None = None) -> Path:
     """sha256 and size of every data file, checked by `validate_datasets`."""
-    files = {p.name: {"sha256": sha256_file(p), "size": p.stat().st_size} for p in sorted(processed.iterdir())
-             if p.is_file() and p.name != "manifest.json" and not p.name.endswith(".tmp")}
+    files = {
+        p.name: {"sha256": sha256_file(p), "size": p.stat().st_size}
+        for p in sorted(processed.iterdir())
+        if p.is_file() and p.name != "manifest.json" and not p.name.endswith(".tmp")
+    }
     path = processed / "manifest.json"
     write_json(path, {"format_version": 1, "files": files, **(extra or {})})
     return path

@@ -34,15 +34,14 @@ PROMPT_NO_INPUT = (
 )
 
 
-def build_prompt(instruction: str, input: str = "") -> str:  # noqa: A002 - Alpaca's field name
+def build_prompt(instruction: str, input: str = "") -> str:
     """The Alpaca prompt, ending with the `### Response:` header and a newline."""
     if input.strip():
         return PROMPT_WITH_INPUT.format(instruction=instruction.strip(), input=input.strip())
     return PROMPT_NO_INPUT.format(instruction=instruction.strip())
 
 
-def tokenize_example(tokenizer: Tokenizer, instruction: str, input: str,  # noqa: A002
-                     output: str) -> tuple[list[int], int, bool]:
+def tokenize_example(tokenizer: Tokenizer, instruction: str, input: str, output: str) -> tuple[list[int], int, bool]:
     """Return (ids, n_prompt, merged).
 
     ids = [BOS] prompt response [EOS]; ids[:n_prompt] are not learned; `merged` tells that the
@@ -81,8 +80,10 @@ class MTPCollator:
         self.boundary_merges += merged
         if len(ids) > self.max_length:
             if not self.truncate:
-                raise ValueError(f"line {item.get('line')} ({item.get('task_id')}): {len(ids)} tokens > max_length "
-                                 f"{self.max_length}; filter the dataset or set truncate=True")
+                raise ValueError(
+                    f"line {item.get('line')} ({item.get('task_id')}): {len(ids)} tokens > max_length "
+                    f"{self.max_length}; filter the dataset or set truncate=True"
+                )
             if item["is_correct"] or n_prompt >= self.max_length:  # no longer correct / nothing to learn
                 self.dropped_truncated += 1
                 return None

@@ -111,11 +111,18 @@ class WMTPDataModule(pl.LightningDataModule):
         if h.sampling == "correct":
             return select_correct(index, h.n_samples, h.seed, h.difficulty_range, h.difficulty_field)
         if h.sampling == "balanced":
-            return select_balanced(index, h.n_samples, h.seed, 0.5 if h.correct_ratio is None else h.correct_ratio,
-                                   h.difficulty_range, h.difficulty_field)
+            return select_balanced(
+                index,
+                h.n_samples,
+                h.seed,
+                0.5 if h.correct_ratio is None else h.correct_ratio,
+                h.difficulty_range,
+                h.difficulty_field,
+            )
         if h.sampling == "curriculum":
-            return select_curriculum(index, h.n_samples, h.seed, self.schedule, self.bins, h.difficulty_field,
-                                     h.correct_ratio)
+            return select_curriculum(
+                index, h.n_samples, h.seed, self.schedule, self.bins, h.difficulty_field, h.correct_ratio
+            )
         return np.random.default_rng(h.seed).permutation(len(index))[: h.n_samples]
 
     def _check_lines(self, ds: IndexedJsonlDataset, lines: np.ndarray) -> int:
@@ -127,8 +134,9 @@ class WMTPDataModule(pl.LightningDataModule):
                 bad.append(str(err))
         if bad and not self.hparams.skip_bad_lines:
             shown = "\n  ".join(bad[:10])
-            raise ValueError(f"{len(bad)} selected line(s) fail validation (set skip_bad_lines=true to drop them):"
-                             f"\n  {shown}")
+            raise ValueError(
+                f"{len(bad)} selected line(s) fail validation (set skip_bad_lines=true to drop them):\n  {shown}"
+            )
         if bad:
             log.warning("skipping %d bad line(s) of %s; first: %s", len(bad), ds.path, bad[0])
         return len(bad)
@@ -143,8 +151,10 @@ class WMTPDataModule(pl.LightningDataModule):
         rank = self.trainer.global_rank if self.trainer else 0
         world = self.trainer.world_size if self.trainer else 1
         if world > 1 and self.trainer is not None and self.trainer._accelerator_connector.use_distributed_sampler:
-            raise ValueError("WMTPDataModule shards data itself (samples[rank::world_size]); set "
-                             "trainer.use_distributed_sampler: false")
+            raise ValueError(
+                "WMTPDataModule shards data itself (samples[rank::world_size]); set "
+                "trainer.use_distributed_sampler: false"
+            )
         if stage in (None, "fit") and self.train_sampler is None:
             path = folder / f"{h.train_split}.jsonl"
             index = load_index(path)
@@ -156,8 +166,13 @@ class WMTPDataModule(pl.LightningDataModule):
             if self._pending_state is not None:
                 self.train_sampler.load_state_dict(self._pending_state)
                 self._pending_state = None
-            log.info("train: %d lines selected (%s), %d on rank %d", len(selection), h.sampling,
-                     len(self.train_sampler.lines), rank)
+            log.info(
+                "train: %d lines selected (%s), %d on rank %d",
+                len(selection),
+                h.sampling,
+                len(self.train_sampler.lines),
+                rank,
+            )
         if stage in (None, "fit", "validate") and self.val_lines is None:
             path = folder / f"{h.val_split}.jsonl"
             index = load_index(path)
@@ -172,15 +187,24 @@ class WMTPDataModule(pl.LightningDataModule):
     def _loader(self, ds: IndexedJsonlDataset, sampler: Any, batch_size: int) -> DataLoader:
         h = self.hparams
         extra = {"prefetch_factor": h.prefetch_factor} if h.num_workers > 0 and h.prefetch_factor else {}
-        return DataLoader(ds, batch_size=batch_size, sampler=sampler, collate_fn=self.collator,
-                          num_workers=h.num_workers, pin_memory=h.pin_memory,
-                          persistent_workers=h.persistent_workers and h.num_workers > 0, **extra)
+        return DataLoader(
+            ds,
+            batch_size=batch_size,
+            sampler=sampler,
+            collate_fn=self.collator,
+            num_workers=h.num_workers,
+            pin_memory=h.pin_memory,
+            persistent_workers=h.persistent_workers and h.num_workers > 0,
+            **extra,
+        )
 
     def train_dataloader(self) -> DataLoader:
         return self._loader(self.train_ds, self.train_sampler, self.hparams.batch_size)
 
     def val_dataloader(self) -> DataLoader:
-        return self._loader(self.val_ds, self.val_lines.tolist(), self.hparams.val_batch_size or self.hparams.batch_size)
+        return self._loader(
+            self.val_ds, self.val_lines.tolist(), self.hparams.val_batch_size or self.hparams.batch_size
+        )
 
     # ------------------------------------------------------------------ resume
     def advance(self, n_items: int) -> None:

@@ -18,8 +18,16 @@ from pathlib import Path
 
 import numpy as np
 
-INDEX_DTYPE = np.dtype([("offset", "<u8"), ("length", "<u4"), ("token_len", "<u2"), ("difficulty", "u1"),
-                        ("is_correct", "u1"), ("rating", "u1")])
+INDEX_DTYPE = np.dtype(
+    [
+        ("offset", "<u8"),
+        ("length", "<u4"),
+        ("token_len", "<u2"),
+        ("difficulty", "u1"),
+        ("is_correct", "u1"),
+        ("rating", "u1"),
+    ]
+)
 TOKEN_LEN_MAX = np.iinfo(np.uint16).max
 
 
@@ -49,8 +57,14 @@ class IndexWriter:
             self._chunks.append(self._cur)
             self._cur = np.zeros(self.CHUNK, dtype=INDEX_DTYPE)
             self._n = 0
-        self._cur[self._n] = (offset, length, min(token_len, TOKEN_LEN_MAX), difficulty, int(is_correct),
-                              cf_rating // 100)
+        self._cur[self._n] = (
+            offset,
+            length,
+            min(token_len, TOKEN_LEN_MAX),
+            difficulty,
+            int(is_correct),
+            cf_rating // 100,
+        )
         self._n += 1
 
     def array(self) -> np.ndarray:
@@ -70,8 +84,9 @@ def load_index(jsonl: str | Path, mmap: bool = True) -> np.ndarray:
     jsonl = Path(jsonl)
     path = index_path(jsonl)
     if not path.is_file():
-        raise FileNotFoundError(f"{path}: index missing; build it with `python scripts/extract_metadata.py "
-                                f"{jsonl.parent}`")
+        raise FileNotFoundError(
+            f"{path}: index missing; build it with `python scripts/extract_metadata.py {jsonl.parent}`"
+        )
     arr = np.load(path, mmap_mode="r" if mmap else None)
     if arr.dtype != INDEX_DTYPE:
         raise ValueError(f"{path}: dtype {arr.dtype}, expected {INDEX_DTYPE}")
@@ -79,8 +94,10 @@ def load_index(jsonl: str | Path, mmap: bool = True) -> np.ndarray:
         end = int(arr["offset"][-1]) + int(arr["length"][-1])
         size = jsonl.stat().st_size
         if end > size or size - end > 1:
-            raise ValueError(f"{path}: covers {end} bytes but {jsonl} has {size}; the index does not match its "
-                             "JSONL (rebuild it with scripts/extract_metadata.py)")
+            raise ValueError(
+                f"{path}: covers {end} bytes but {jsonl} has {size}; the index does not match its "
+                "JSONL (rebuild it with scripts/extract_metadata.py)"
+            )
     return arr
 
 
@@ -89,10 +106,16 @@ def seed_metadata(arr: np.ndarray) -> dict:
     diff = Counter(arr["difficulty"].tolist())
     n_correct = int(arr["is_correct"].sum())
     return {
-        "metadata": [{"is_correct": bool(c), "difficulty": int(d)}
-                     for c, d in zip(arr["is_correct"].tolist(), arr["difficulty"].tolist())],
-        "stats": {"total": int(len(arr)), "correct": n_correct, "incorrect": int(len(arr) - n_correct),
-                  "difficulty_dist": {str(k): int(v) for k, v in sorted(diff.items())}},
+        "metadata": [
+            {"is_correct": bool(c), "difficulty": int(d)}
+            for c, d in zip(arr["is_correct"].tolist(), arr["difficulty"].tolist())
+        ],
+        "stats": {
+            "total": len(arr),
+            "correct": n_correct,
+            "incorrect": int(len(arr) - n_correct),
+            "difficulty_dist": {str(k): int(v) for k, v in sorted(diff.items())},
+        },
     }
 
 

@@ -24,6 +24,7 @@ import logging
 import math
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
+from itertools import pairwise
 from typing import Any
 
 import numpy as np
@@ -79,8 +80,13 @@ def draw(pool: np.ndarray, k: int, rng: np.random.Generator, label: str) -> np.n
     if len(pool) == 0:
         raise ValueError(f"cannot draw {k} samples from {label}: it has no lines")
     if k > len(pool):
-        log.warning("%s: %d lines requested but only %d available; recycling them (%d passes)",
-                    label, k, len(pool), math.ceil(k / len(pool)))
+        log.warning(
+            "%s: %d lines requested but only %d available; recycling them (%d passes)",
+            label,
+            k,
+            len(pool),
+            math.ceil(k / len(pool)),
+        )
     passes = [rng.permutation(pool) for _ in range(math.ceil(k / len(pool)))]
     return np.concatenate(passes)[:k]
 
@@ -94,24 +100,37 @@ def _pool(index: np.ndarray, correct: bool | None, values: np.ndarray, rng_lohi:
     return np.flatnonzero(mask)
 
 
-def select_correct(index: np.ndarray, n_samples: int, seed: int,
-                   difficulty_range: tuple[int, int] | None = None, difficulty_field: str = "difficulty") -> np.ndarray:
+def select_correct(
+    index: np.ndarray,
+    n_samples: int,
+    seed: int,
+    difficulty_range: tuple[int, int] | None = None,
+    difficulty_field: str = "difficulty",
+) -> np.ndarray:
     """Baseline / Rho-1: `n_samples` correct solutions in a seeded random order."""
     rng = np.random.default_rng(seed)
     pool = _pool(index, True, difficulty_values(index, difficulty_field), difficulty_range)
     return draw(pool, n_samples, rng, "correct solutions")
 
 
-def select_balanced(index: np.ndarray, n_samples: int, seed: int, correct_ratio: float = 0.5,
-                    difficulty_range: tuple[int, int] | None = None, difficulty_field: str = "difficulty") -> np.ndarray:
+def select_balanced(
+    index: np.ndarray,
+    n_samples: int,
+    seed: int,
+    correct_ratio: float = 0.5,
+    difficulty_range: tuple[int, int] | None = None,
+    difficulty_field: str = "difficulty",
+) -> np.ndarray:
     """Stage 1: `correct_ratio` correct, the rest incorrect, shuffled together."""
     if not 0.0 <= correct_ratio <= 1.0:
         raise ValueError(f"correct_ratio must be in [0, 1], got {correct_ratio}")
     rng = np.random.default_rng(seed)
     values = difficulty_values(index, difficulty_field)
     n_correct, n_incorrect = largest_remainder(n_samples, [correct_ratio, 1 - correct_ratio])
-    parts = [draw(_pool(index, True, values, difficulty_range), n_correct, rng, "correct solutions"),
-             draw(_pool(index, False, values, difficulty_range), n_incorrect, rng, "incorrect solutions")]
+    parts = [
+        draw(_pool(index, True, values, difficulty_range), n_correct, rng, "correct solutions"),
+        draw(_pool(index, False, values, difficulty_range), n_incorrect, rng, "incorrect solutions"),
+    ]
     return rng.permutation(np.concatenate(parts))
 
 
@@ -120,7 +139,7 @@ def check_schedule(schedule: Sequence[Phase], bins: dict[str, tuple[int, int]]) 
         raise ValueError("difficulty_schedule is empty")
     if abs(schedule[0].start) > 1e-9 or abs(schedule[-1].end - 1.0) > 1e-9:
         raise ValueError("difficulty_schedule must cover progress [0, 1]")
-    for a, b in zip(schedule, schedule[1:]):
+    for a, b in pairwise(schedule):
         if abs(a.end - b.start) > 1e-9:
             raise ValueError(f"difficulty_schedule phases must be contiguous: {a.end} != {b.start}")
     for p in schedule:
@@ -128,15 +147,25 @@ def check_schedule(schedule: Sequence[Phase], bins: dict[str, tuple[int, int]]) 
             raise ValueError(f"difficulty_schedule phase [{p.start}, {p.end}) is empty")
         unknown = set(p.weights) - set(bins)
         if unknown:
-            raise ValueError(f"difficulty_schedule phase [{p.start}, {p.end}): unknown bin(s) {sorted(unknown)}; "
-                             f"bins are {sorted(bins)}")
+            raise ValueError(
+                f"difficulty_schedule phase [{p.start}, {p.end}): unknown bin(s) {sorted(unknown)}; "
+                f"bins are {sorted(bins)}"
+            )
         if any(w < 0 for w in p.weights.values()) or sum(p.weights.values()) <= 0:
-            raise ValueError(f"difficulty_schedule phase [{p.start}, {p.end}): weights must be >= 0 with a positive sum")
+            raise ValueError(
+                f"difficulty_schedule phase [{p.start}, {p.end}): weights must be >= 0 with a positive sum"
+            )
 
 
-def select_curriculum(index: np.ndarray, n_samples: int, seed: int, schedule: Sequence[Phase] = DEFAULT_SCHEDULE,
-                      bins: dict[str, tuple[int, int]] | None = None, difficulty_field: str = "difficulty",
-                      correct_ratio: float | None = None) -> np.ndarray:
+def select_curriculum(
+    index: np.ndarray,
+    n_samples: int,
+    seed: int,
+    schedule: Sequence[Phase] = DEFAULT_SCHEDULE,
+    bins: dict[str, tuple[int, int]] | None = None,
+    difficulty_field: str = "difficulty",
+    correct_ratio: float | None = None,
+) -> np.ndarray:
     """Stage 2: phase p fills positions [start·n, end·n) with its bin mix, shuffled within the phase.
 
     Lines are drawn without replacement across the whole run (a line seen in an easy phase is not
@@ -160,8 +189,12 @@ def select_curriculum(index: np.ndarray, n_samples: int, seed: int, schedule: Se
         weights = {b: w for b, w in p.weights.items() if w > 0}
         empty = [b for b in weights if sum(len(queues[(b, lab)]) for lab in labels) == 0]
         if empty:
-            log.warning("curriculum phase [%.2f, %.2f): bin(s) %s have no lines; their weight goes to the others",
-                        p.start, p.end, empty)
+            log.warning(
+                "curriculum phase [%.2f, %.2f): bin(s) %s have no lines; their weight goes to the others",
+                p.start,
+                p.end,
+                empty,
+            )
             weights = {b: w for b, w in weights.items() if b not in empty}
             if not weights:
                 raise ValueError(f"curriculum phase [{p.start}, {p.end}): every bin with weight is empty")
@@ -174,8 +207,13 @@ def select_curriculum(index: np.ndarray, n_samples: int, seed: int, schedule: Se
                 q, c = queues[key], cursor[key]
                 if c + kk > len(q):
                     label = f"bin {name!r}" + ("" if lab is None else f" ({'correct' if lab else 'incorrect'})")
-                    log.warning("curriculum: %s exhausted (%d lines, %d used, %d more wanted); recycling it",
-                                label, len(q), c, kk)
+                    log.warning(
+                        "curriculum: %s exhausted (%d lines, %d used, %d more wanted); recycling it",
+                        label,
+                        len(q),
+                        c,
+                        kk,
+                    )
                     q = np.concatenate([q[c:], draw(q, kk - (len(q) - c), rng, label)])
                     queues[key], c = q, 0
                 phase.append(q[c : c + kk])
@@ -218,13 +256,19 @@ class SelectionSampler(Sampler[int]):
         self.consumed += n
 
     def state_dict(self) -> dict[str, Any]:
-        return {"consumed": self.consumed, "epoch": self.epoch, "fingerprint": self.fingerprint,
-                "rank": self.rank, "world_size": self.world_size}
+        return {
+            "consumed": self.consumed,
+            "epoch": self.epoch,
+            "fingerprint": self.fingerprint,
+            "rank": self.rank,
+            "world_size": self.world_size,
+        }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         if state["fingerprint"] != self.fingerprint or state["world_size"] != self.world_size:
             raise ValueError(
                 "the data selection differs from the checkpoint's (fingerprint "
                 f"{state['fingerprint']} / world_size {state['world_size']} vs {self.fingerprint} / "
-                f"{self.world_size}): seed, n_samples, sampling options, dataset or device count changed")
+                f"{self.world_size}): seed, n_samples, sampling options, dataset or device count changed"
+            )
         self.consumed, self.epoch = int(state["consumed"]), int(state["epoch"])

@@ -13,25 +13,42 @@ by configurable bins (`DEFAULT_BINS`, the seed's), never by comparing enum value
 from __future__ import annotations
 
 import string
+from itertools import pairwise
 from typing import Any
 
-DIFFICULTY_NAMES: dict[int, str] = {0: "UNKNOWN_DIFFICULTY", 1: "EASY", 2: "MEDIUM", 3: "HARD", 4: "HARDER",
-                                    5: "HARDEST", 6: "EXTERNAL"}
+DIFFICULTY_NAMES: dict[int, str] = {
+    0: "UNKNOWN_DIFFICULTY",
+    1: "EASY",
+    2: "MEDIUM",
+    3: "HARD",
+    4: "HARDER",
+    5: "HARDEST",
+    6: "EXTERNAL",
+}
 DIFFICULTY_NAMES.update({7 + i: letter for i, letter in enumerate(string.ascii_uppercase[:22])})  # A..V
 MAX_DIFFICULTY = max(DIFFICULTY_NAMES)
 
 # HF `deepmind/code_contests` enums (the HF card; the .proto numbers sources differently).
 LANGUAGES = {0: "UNKNOWN_LANGUAGE", 1: "PYTHON", 2: "CPP", 3: "PYTHON3", 4: "JAVA"}
-SOURCES = {0: "UNKNOWN_SOURCE", 1: "CODECHEF", 2: "CODEFORCES", 3: "HACKEREARTH", 4: "CODEJAM", 5: "ATCODER",
-           6: "AIZU"}
+SOURCES = {0: "UNKNOWN_SOURCE", 1: "CODECHEF", 2: "CODEFORCES", 3: "HACKEREARTH", 4: "CODEJAM", 5: "ATCODER", 6: "AIZU"}
 
 # The seed's bins over the enum (inclusive ranges). 0 (unknown) is in no bin by default.
 DEFAULT_BINS: dict[str, tuple[int, int]] = {"low": (1, 3), "medium": (4, 7), "high": (8, 11)}
 
-RECORD_FIELDS: dict[str, type | tuple[type, ...]] = {"instruction": str, "input": str, "output": str,
-                                                     "task_id": str, "is_correct": bool, "metadata": dict}
-METADATA_FIELDS: dict[str, type | tuple[type, ...]] = {"source": str, "difficulty": int, "has_tests": bool,
-                                                       "cf_rating": int}
+RECORD_FIELDS: dict[str, type | tuple[type, ...]] = {
+    "instruction": str,
+    "input": str,
+    "output": str,
+    "task_id": str,
+    "is_correct": bool,
+    "metadata": dict,
+}
+METADATA_FIELDS: dict[str, type | tuple[type, ...]] = {
+    "source": str,
+    "difficulty": int,
+    "has_tests": bool,
+    "cf_rating": int,
+}
 
 
 def record_problems(obj: Any) -> list[tuple[str, str]]:
@@ -83,7 +100,7 @@ def check_bins(bins: dict[str, tuple[int, int]] | dict[str, list[int]]) -> dict[
             raise ValueError(f"difficulty bin {name!r}: expected [low, high] with low <= high, got {rng}")
         out[name] = (int(rng[0]), int(rng[1]))
     spans = sorted(out.values())
-    for (a_lo, a_hi), (b_lo, b_hi) in zip(spans, spans[1:]):
+    for (a_lo, a_hi), (b_lo, b_hi) in pairwise(spans):
         if b_lo <= a_hi:
             raise ValueError(f"difficulty bins overlap: [{a_lo}, {a_hi}] and [{b_lo}, {b_hi}]")
     return out

@@ -36,8 +36,9 @@ def validate_manifest(processed: Path) -> list[str]:
     return problems
 
 
-def validate_split(jsonl: Path, max_tokens: int | None = 2048, max_problems: int = 1000,
-                   progress: Callable[[int], None] | None = None) -> list[str]:
+def validate_split(
+    jsonl: Path, max_tokens: int | None = 2048, max_problems: int = 1000, progress: Callable[[int], None] | None = None
+) -> list[str]:
     """Check one split line by line against the schema and its index."""
     problems: list[str] = []
     if not jsonl.is_file():
@@ -70,15 +71,20 @@ def validate_split(jsonl: Path, max_tokens: int | None = 2048, max_problems: int
             if index is not None and n <= len(index):
                 row = index[n - 1]
                 if int(row["offset"]) != offset or int(row["length"]) != len(line):
-                    problems.append(f"{where}: index.offset/length: ({offset}, {len(line)}), index has "
-                                    f"({int(row['offset'])}, {int(row['length'])})")
+                    problems.append(
+                        f"{where}: index.offset/length: ({offset}, {len(line)}), index has "
+                        f"({int(row['offset'])}, {int(row['length'])})"
+                    )
                 elif isinstance(rec, dict) and isinstance(rec.get("metadata"), dict):
                     if bool(row["is_correct"]) != rec.get("is_correct"):
-                        problems.append(f"{where}: index.is_correct: {rec.get('is_correct')}, index has "
-                                        f"{bool(row['is_correct'])}")
+                        problems.append(
+                            f"{where}: index.is_correct: {rec.get('is_correct')}, index has {bool(row['is_correct'])}"
+                        )
                     if int(row["difficulty"]) != rec["metadata"].get("difficulty"):
-                        problems.append(f"{where}: index.difficulty: {rec['metadata'].get('difficulty')}, index "
-                                        f"has {int(row['difficulty'])}")
+                        problems.append(
+                            f"{where}: index.difficulty: {rec['metadata'].get('difficulty')}, index "
+                            f"has {int(row['difficulty'])}"
+                        )
                 if max_tokens is not None and int(row["token_len"]) > max_tokens:
                     problems.append(f"{where}: token_len: <= {max_tokens}, got {int(row['token_len'])}")
             offset += len(raw)
@@ -89,8 +95,12 @@ def validate_split(jsonl: Path, max_tokens: int | None = 2048, max_problems: int
     return problems
 
 
-def validate_dataset(processed: Path, splits: tuple[str, ...] = ("train", "valid", "test"),
-                     max_tokens: int | None = 2048, check_manifest: bool = True) -> list[str]:
+def validate_dataset(
+    processed: Path,
+    splits: tuple[str, ...] = ("train", "valid", "test"),
+    max_tokens: int | None = 2048,
+    check_manifest: bool = True,
+) -> list[str]:
     problems = validate_manifest(processed) if check_manifest else []
     for split in splits:
         problems += validate_split(processed / f"{split}.jsonl", max_tokens)

@@ -22,8 +22,14 @@ import sys
 CLONE_NEWNS, CLONE_NEWNET = 0x00020000, 0x40000000
 MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC, MS_REMOUNT = 1, 2, 4, 8, 32
 MS_NOATIME, MS_NODIRATIME, MS_BIND, MS_REC, MS_PRIVATE, MS_RELATIME = 1024, 2048, 4096, 16384, 1 << 18, 1 << 21
-_KEEP = {"nosuid": MS_NOSUID, "nodev": MS_NODEV, "noexec": MS_NOEXEC, "noatime": MS_NOATIME,
-         "nodiratime": MS_NODIRATIME, "relatime": MS_RELATIME}
+_KEEP = {
+    "nosuid": MS_NOSUID,
+    "nodev": MS_NODEV,
+    "noexec": MS_NOEXEC,
+    "noatime": MS_NOATIME,
+    "nodiratime": MS_NODIRATIME,
+    "relatime": MS_RELATIME,
+}
 NOBODY = 65534
 
 
@@ -125,14 +131,56 @@ def _guard(workdir: str) -> None:
     def blocked(name):
         def f(*_a, **_k):
             raise PermissionError(f"sandbox: {name} is disabled")
+
         return f
 
-    for name in ("kill", "killpg", "system", "putenv", "remove", "removedirs", "rmdir", "unlink", "fchdir",
-                 "setuid", "setgid", "setsid", "fork", "forkpty", "rename", "renames", "replace", "truncate",
-                 "lchflags", "lchmod", "lchown", "chmod", "chown", "chroot", "chdir", "fchmod", "fchown",
-                 "execv", "execve", "execvp", "execvpe", "execl", "execle", "execlp", "spawnv", "spawnve",
-                 "posix_spawn", "posix_spawnp", "popen", "link", "symlink", "mkfifo", "mknod", "_exit",
-                 "abort"):
+    for name in (
+        "kill",
+        "killpg",
+        "system",
+        "putenv",
+        "remove",
+        "removedirs",
+        "rmdir",
+        "unlink",
+        "fchdir",
+        "setuid",
+        "setgid",
+        "setsid",
+        "fork",
+        "forkpty",
+        "rename",
+        "renames",
+        "replace",
+        "truncate",
+        "lchflags",
+        "lchmod",
+        "lchown",
+        "chmod",
+        "chown",
+        "chroot",
+        "chdir",
+        "fchmod",
+        "fchown",
+        "execv",
+        "execve",
+        "execvp",
+        "execvpe",
+        "execl",
+        "execle",
+        "execlp",
+        "spawnv",
+        "spawnve",
+        "posix_spawn",
+        "posix_spawnp",
+        "popen",
+        "link",
+        "symlink",
+        "mkfifo",
+        "mknod",
+        "_exit",
+        "abort",
+    ):
         if hasattr(os, name):
             setattr(os, name, blocked(f"os.{name}"))
     for name in ("rmtree", "move", "chown", "copyfile", "copytree"):

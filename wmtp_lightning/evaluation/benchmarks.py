@@ -94,11 +94,19 @@ def load_humaneval(path: str | Path | None = None) -> list[Problem]:
     problems = []
     for i, row in enumerate(_read_jsonl(path), 1):
         _require(row, ("task_id", "prompt", "entry_point", "canonical_solution", "test"), f"{path}:{i}")
-        problems.append(Problem(
-            task_id=row["task_id"], benchmark="humaneval", kind="function",
-            instruction="Complete the following Python function.\n\n" + row["prompt"], raw_prompt=row["prompt"],
-            prefix=row["prompt"], suffix=f"{row['test']}\ncheck({row['entry_point']})",
-            reference=row["canonical_solution"], stop_raw=tuple(HUMANEVAL_RAW_STOP)))
+        problems.append(
+            Problem(
+                task_id=row["task_id"],
+                benchmark="humaneval",
+                kind="function",
+                instruction="Complete the following Python function.\n\n" + row["prompt"],
+                raw_prompt=row["prompt"],
+                prefix=row["prompt"],
+                suffix=f"{row['test']}\ncheck({row['entry_point']})",
+                reference=row["canonical_solution"],
+                stop_raw=tuple(HUMANEVAL_RAW_STOP),
+            )
+        )
     return problems
 
 
@@ -107,18 +115,26 @@ def _mbpp_problem(row: dict, code_key: str, text_key: str, imports: str, setup: 
     (full MBPP's `test_setup_code`, which may use what the solution defines)."""
     tests = "\n".join(row["test_list"])
     text = row[text_key].strip()
-    raw = (f"You are an expert Python programmer, and here is your task: {text} "
-           f"Your code should pass these tests:\n\n{tests}\n[BEGIN]\n")
+    raw = (
+        f"You are an expert Python programmer, and here is your task: {text} "
+        f"Your code should pass these tests:\n\n{tests}\n[BEGIN]\n"
+    )
     return Problem(
-        task_id=str(row["task_id"]), benchmark="mbpp", kind="function",
-        instruction=f"{text}\nYour code should pass these tests:\n{tests}", raw_prompt=raw,
-        prefix=imports + ("\n" if imports else ""), suffix=(setup + "\n" if setup else "") + tests,
+        task_id=str(row["task_id"]),
+        benchmark="mbpp",
+        kind="function",
+        instruction=f"{text}\nYour code should pass these tests:\n{tests}",
+        raw_prompt=raw,
+        prefix=imports + ("\n" if imports else ""),
+        suffix=(setup + "\n" if setup else "") + tests,
         reference=row[code_key].replace("\r\n", "\n"),
-        stop_raw=tuple(MBPP_RAW_STOP))
+        stop_raw=tuple(MBPP_RAW_STOP),
+    )
 
 
-def load_mbpp(path: str | Path | None = None, task_ids: Sequence[int] | range | None = MBPP_TEST_IDS,
-              from_hub: bool = False) -> list[Problem]:
+def load_mbpp(
+    path: str | Path | None = None, task_ids: Sequence[int] | range | None = MBPP_TEST_IDS, from_hub: bool = False
+) -> list[Problem]:
     """MBPP from `mbpp.jsonl` (full) or `sanitized-mbpp.json`, or the hub (`datasets`, needs network).
 
     Default: the evaluation split, task_id 11..510 (those present in the file).
@@ -126,8 +142,11 @@ def load_mbpp(path: str | Path | None = None, task_ids: Sequence[int] | range | 
     if from_hub:
         import datasets
 
-        rows = [dict(r) for split in ("train", "validation", "test", "prompt")
-                for r in datasets.load_dataset("mbpp", split=split)]
+        rows = [
+            dict(r)
+            for split in ("train", "validation", "test", "prompt")
+            for r in datasets.load_dataset("mbpp", split=split)
+        ]
         where = "hub:mbpp"
     else:
         if path is None:
@@ -167,9 +186,18 @@ def load_local(split: str = "test") -> list[Problem]:
             continue
         pub = {"input": [i for i, _ in p.tests[: p.n_public]], "output": [o for _, o in p.tests[: p.n_public]]}
         examples = format_examples(pub, 2)
-        out.append(Problem(
-            task_id=f"local/{p.name}", benchmark="local", kind="stdio", instruction=p.description, input=examples,
-            raw_prompt=build_prompt(p.description, examples), tests=tuple(p.tests), reference=p.correct[0]))
+        out.append(
+            Problem(
+                task_id=f"local/{p.name}",
+                benchmark="local",
+                kind="stdio",
+                instruction=p.description,
+                input=examples,
+                raw_prompt=build_prompt(p.description, examples),
+                tests=tuple(p.tests),
+                reference=p.correct[0],
+            )
+        )
     return out
 
 

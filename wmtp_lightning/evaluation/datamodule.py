@@ -76,8 +76,14 @@ class EvalDataModule(pl.LightningDataModule):
 
     def generation_config(self, problem: Problem) -> GenerationConfig:
         h = self.hparams
-        return GenerationConfig(max_new_tokens=h.max_new_tokens, temperature=h.temperature, top_p=h.top_p,
-                                stop=tuple(problem.stop(h.template)), n_samples=h.n_samples, seed=h.seed)
+        return GenerationConfig(
+            max_new_tokens=h.max_new_tokens,
+            temperature=h.temperature,
+            top_p=h.top_p,
+            stop=tuple(problem.stop(h.template)),
+            n_samples=h.n_samples,
+            seed=h.seed,
+        )
 
     def _loader(self) -> DataLoader:
         return DataLoader(self.problems, batch_size=self.hparams.batch_size, shuffle=False, collate_fn=list)

@@ -91,8 +91,9 @@ def sample_next(logits: torch.Tensor, temperature: float, top_p: float, gen: tor
 
 
 @torch.no_grad()
-def generate(model: Transformer, tokenizer: Tokenizer, prompts: Sequence[str], cfg: GenerationConfig,
-             bos: bool = True) -> list[list[Generation]]:
+def generate(
+    model: Transformer, tokenizer: Tokenizer, prompts: Sequence[str], cfg: GenerationConfig, bos: bool = True
+) -> list[list[Generation]]:
     """`cfg.n_samples` completions for each prompt (outer list: prompts)."""
     device = model.output.weight.device
     encoded = [tokenizer.encode(p, bos=bos) for p in prompts for _ in range(cfg.n_samples)]
@@ -100,8 +101,9 @@ def generate(model: Transformer, tokenizer: Tokenizer, prompts: Sequence[str], c
     P = max(len(e) for e in encoded)
     total = P + cfg.max_new_tokens
     if total > model.args.max_seq_len:
-        raise ValueError(f"prompt ({P} tokens) + max_new_tokens ({cfg.max_new_tokens}) exceeds max_seq_len "
-                         f"{model.args.max_seq_len}")
+        raise ValueError(
+            f"prompt ({P} tokens) + max_new_tokens ({cfg.max_new_tokens}) exceeds max_seq_len {model.args.max_seq_len}"
+        )
     tokens = torch.full((B, total), tokenizer.pad_id, dtype=torch.long, device=device)
     key_padding = torch.zeros((B, total), dtype=torch.bool, device=device)
     for i, e in enumerate(encoded):  # left padding
@@ -128,8 +130,12 @@ def generate(model: Transformer, tokenizer: Tokenizer, prompts: Sequence[str], c
                 done[i], reason[i] = True, "stop"
         if bool(done.all()) or step == cfg.max_new_tokens - 1:
             break
-        logits = model(tokens[:, P + step : P + step + 1], start_pos=P + step, cache=cache,
-                       key_padding=key_padding if padded else None)[:, -1]
+        logits = model(
+            tokens[:, P + step : P + step + 1],
+            start_pos=P + step,
+            cache=cache,
+            key_padding=key_padding if padded else None,
+        )[:, -1]
     results = []
     for i in range(B):
         text, _ = cut_at_stop(tokenizer.decode(out[i]), cfg.stop)
@@ -159,8 +165,13 @@ def greedy_tokens(model: Transformer, prompt_ids: list[int], max_new_tokens: int
 
 
 @torch.no_grad()
-def speculative_tokens(model: Transformer, prompt_ids: list[int], max_new_tokens: int, eos_id: int | None,
-                       stats: SpeculativeStats | None = None) -> list[int]:
+def speculative_tokens(
+    model: Transformer,
+    prompt_ids: list[int],
+    max_new_tokens: int,
+    eos_id: int | None,
+    stats: SpeculativeStats | None = None,
+) -> list[int]:
     """Self-speculative greedy decoding; returns exactly `greedy_tokens`' output."""
     H = model.n_future_tokens
     device = model.output.weight.device

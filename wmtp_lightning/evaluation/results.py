@@ -25,8 +25,14 @@ def write_results(trainer: pl.Trainer, rows: list[dict[str, Any]], metrics: dict
         merged.write_text("".join(p.read_text() for p in parts))
         for p in parts:
             p.unlink()
-        summary = {**metrics, "benchmark": bench, "template": dm.hparams.template, "n_samples": dm.hparams.n_samples,
-                   "temperature": dm.hparams.temperature, "decoding": dm.hparams.decoding}
+        summary = {
+            **metrics,
+            "benchmark": bench,
+            "template": dm.hparams.template,
+            "n_samples": dm.hparams.n_samples,
+            "temperature": dm.hparams.temperature,
+            "decoding": dm.hparams.decoding,
+        }
         (folder / "pass_at_k.json").write_text(json.dumps(summary, indent=1) + "\n")
         mlf = mlflow_logger(trainer)
         if mlf is not None:

@@ -16,6 +16,7 @@ Two ways to judge a program:
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import secrets
@@ -81,8 +82,15 @@ class ExecResult:
 
 def _clean_env(workdir: str) -> dict[str, str]:
     # Nothing inherited: no tokens, credentials or cluster settings reach the program.
-    return {"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": workdir, "TMPDIR": workdir, "LANG": "C.UTF-8",
-            "PYTHONHASHSEED": "0", "PYTHONDONTWRITEBYTECODE": "1", "OMP_NUM_THREADS": "1"}
+    return {
+        "PATH": "/usr/local/bin:/usr/bin:/bin",
+        "HOME": workdir,
+        "TMPDIR": workdir,
+        "LANG": "C.UTF-8",
+        "PYTHONHASHSEED": "0",
+        "PYTHONDONTWRITEBYTECODE": "1",
+        "OMP_NUM_THREADS": "1",
+    }
 
 
 def _read_truncated(path: Path, limit: int) -> str:
@@ -97,8 +105,9 @@ def _last_error_line(stderr: str) -> str:
     return lines[-1][:200] if lines else ""
 
 
-def execute(program: str, *, stdin: str = "", limits: SandboxLimits = SandboxLimits(),
-            allow_exit: bool = False) -> ExecResult:
+def execute(
+    program: str, *, stdin: str = "", limits: SandboxLimits = SandboxLimits(), allow_exit: bool = False
+) -> ExecResult:
     """Run `program` once in the sandbox and report whether it ran to its end."""
     workdir = tempfile.mkdtemp(prefix="wmtp-sbx-")
     start = time.monotonic()
@@ -110,19 +119,35 @@ def execute(program: str, *, stdin: str = "", limits: SandboxLimits = SandboxLim
             for p in (wd, wd / "program.py", wd / "stdin.txt"):
                 os.chown(p, NOBODY, NOBODY)
         token = secrets.token_hex(16)
-        cfg = {"token": token, "program": str(wd / "program.py"), "allow_exit": allow_exit,
-               "cpu_s": limits.cpu_s or int(limits.timeout_s) + 1, "memory_mb": limits.memory_mb,
-               "file_size_mb": limits.file_size_mb, "max_processes": limits.max_processes}
+        cfg = {
+            "token": token,
+            "program": str(wd / "program.py"),
+            "allow_exit": allow_exit,
+            "cpu_s": limits.cpu_s or int(limits.timeout_s) + 1,
+            "memory_mb": limits.memory_mb,
+            "file_size_mb": limits.file_size_mb,
+            "max_processes": limits.max_processes,
+        }
         r_fd, w_fd = os.pipe()
         os.write(w_fd, json.dumps(cfg).encode())
         os.close(w_fd)
-        out_path, err_path = Path(tempfile.mkstemp(prefix="wmtp-out-")[1]), Path(tempfile.mkstemp(prefix="wmtp-err-")[1])
+        out_path, err_path = (
+            Path(tempfile.mkstemp(prefix="wmtp-out-")[1]),
+            Path(tempfile.mkstemp(prefix="wmtp-err-")[1]),
+        )
         timed_out = False
         try:
             with open(wd / "stdin.txt", "rb") as fin, open(out_path, "wb") as fout, open(err_path, "wb") as ferr:
-                proc = subprocess.Popen([sys.executable, "-I", "-B", str(CHILD), str(r_fd)], cwd=workdir,
-                                        stdin=fin, stdout=fout, stderr=ferr, env=_clean_env(workdir),
-                                        pass_fds=(r_fd,), start_new_session=True)
+                proc = subprocess.Popen(
+                    [sys.executable, "-I", "-B", str(CHILD), str(r_fd)],
+                    cwd=workdir,
+                    stdin=fin,
+                    stdout=fout,
+                    stderr=ferr,
+                    env=_clean_env(workdir),
+                    pass_fds=(r_fd,),
+                    start_new_session=True,
+                )
                 os.close(r_fd)
                 try:
                     proc.wait(timeout=limits.timeout_s)
@@ -158,10 +183,8 @@ def execute(program: str, *, stdin: str = "", limits: SandboxLimits = SandboxLim
 
 
 def _kill_group(proc: subprocess.Popen) -> None:
-    try:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(proc.pid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        pass
     proc.wait()
 
 
@@ -175,8 +198,12 @@ def outputs_match(actual: str, expected: str) -> bool:
     return actual.split() == expected.split()
 
 
-def run_stdio(program: str, tests: Sequence[tuple[str, str]], limits: SandboxLimits = SandboxLimits(),
-              stop_on_failure: bool = True) -> tuple[bool, list[ExecResult]]:
+def run_stdio(
+    program: str,
+    tests: Sequence[tuple[str, str]],
+    limits: SandboxLimits = SandboxLimits(),
+    stop_on_failure: bool = True,
+) -> tuple[bool, list[ExecResult]]:
     """Run a stdin/stdout program on (input, expected output) pairs; pass = every output matches."""
     results = []
     ok = True
@@ -191,8 +218,9 @@ def run_stdio(program: str, tests: Sequence[tuple[str, str]], limits: SandboxLim
     return ok, results
 
 
-def parallel_map(fn: Callable[[_T], _R], items: Iterable[_T], workers: int,
-                 progress: Callable[[int], None] | None = None) -> list[_R]:
+def parallel_map(
+    fn: Callable[[_T], _R], items: Iterable[_T], workers: int, progress: Callable[[int], None] | None = None
+) -> list[_R]:
     """Order-preserving map over a thread pool (each call spawns its own sandbox process)."""
     items = list(items)
     if workers <= 1:

@@ -12,6 +12,8 @@ from wmtp_lightning.evaluation.benchmarks import Problem
 from wmtp_lightning.evaluation.passk import estimate_pass_at_k
 from wmtp_lightning.evaluation.sandbox import SandboxLimits, parallel_map, run_stdio, run_tests
 
+DEFAULT_LIMITS = SandboxLimits()
+
 
 def read_samples(path: str | Path, problems: dict[str, Problem]) -> list[dict[str, Any]]:
     """JSON lines with `task_id` and `completion`; every problem is named as file:line."""
@@ -52,12 +54,18 @@ def judge(problem: Problem, completion: str, limits: SandboxLimits) -> tuple[boo
     return ok, "passed" if ok else results[-1].result
 
 
-def score(problems: dict[str, Problem], samples: list[dict[str, Any]], ks: Sequence[int] = (1,), workers: int = 4,
-          limits: SandboxLimits = SandboxLimits(),
-          progress: Callable[[int], None] | None = None) -> tuple[list[dict[str, Any]], dict[str, float], dict[str, str]]:
+def score(
+    problems: dict[str, Problem],
+    samples: list[dict[str, Any]],
+    ks: Sequence[int] = (1,),
+    workers: int = 4,
+    limits: SandboxLimits = DEFAULT_LIMITS,
+    progress: Callable[[int], None] | None = None,
+) -> tuple[list[dict[str, Any]], dict[str, float], dict[str, str]]:
     """Judge every sample; returns (per-sample results, pass@k, skipped ks with reasons)."""
-    verdicts = parallel_map(lambda s: judge(problems[str(s["task_id"])], s["completion"], limits), samples, workers,
-                            progress)
+    verdicts = parallel_map(
+        lambda s: judge(problems[str(s["task_id"])], s["completion"], limits), samples, workers, progress
+    )
     results = [{**s, "passed": ok, "result": why} for s, (ok, why) in zip(samples, verdicts)]
     per_task: dict[str, list[bool]] = defaultdict(list)
     for r in results:

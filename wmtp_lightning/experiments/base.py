@@ -89,8 +89,10 @@ class MTPModule(pl.LightningModule):
         if (model is None) == (preset is None):
             raise ValueError("give exactly one of model (a bundle path) or preset (a ModelArgs preset name)")
         if model is not None and not Path(model).is_dir():
-            raise FileNotFoundError(f"model bundle not found: {model} (make it with scripts/prepare_local_small_model.py "
-                                    "or scripts/convert_checkpoint.py)")
+            raise FileNotFoundError(
+                f"model bundle not found: {model} (make it with scripts/prepare_local_small_model.py "
+                "or scripts/convert_checkpoint.py)"
+            )
         self.save_hyperparameters(ignore=["optimizer", "lr_scheduler"])
         self.optimizer_factory = optimizer
         self.scheduler_factory = lr_scheduler
@@ -150,15 +152,15 @@ class MTPModule(pl.LightningModule):
 
     # ------------------------------------------------------------------ step
     def forward(self, batch: dict[str, torch.Tensor], n_heads: int | None = None) -> MTPOutput:
-        return self.model(batch["input_ids"], targets=batch["labels"], n_heads=n_heads,
-                          sequential_heads=self.hparams.sequential_heads)
+        return self.model(
+            batch["input_ids"], targets=batch["labels"], n_heads=n_heads, sequential_heads=self.hparams.sequential_heads
+        )
 
     def heads_needed(self) -> int | None:
         """How many heads the step computes (None = all). Critic stage 1 needs none."""
         return None
 
-    def token_weights(self, batch: dict[str, torch.Tensor], out: MTPOutput, valid: torch.Tensor,
-                      stage: str) -> Weights:
+    def token_weights(self, batch: dict[str, torch.Tensor], out: MTPOutput, valid: torch.Tensor, stage: str) -> Weights:
         """The experiment's hook: per-prediction weights (B, L, H) for this batch. Default: uniform."""
         return Weights()
 
@@ -171,8 +173,9 @@ class MTPModule(pl.LightningModule):
         metrics: dict[str, torch.Tensor] = dict(w.metrics)
         loss = out.ce.new_zeros(())
         if H and not w.skip_mtp:
-            mtp, per_head = weighted_mtp_loss(out.ce, valid, w.weights, w.normalize or self.hparams.normalize,
-                                              self.hparams.head_coefs)
+            mtp, per_head = weighted_mtp_loss(
+                out.ce, valid, w.weights, w.normalize or self.hparams.normalize, self.hparams.head_coefs
+            )
             loss = loss + mtp
             metrics["mtp_loss"] = mtp.detach()
             for k in range(H):
@@ -194,21 +197,33 @@ class MTPModule(pl.LightningModule):
         loss, metrics = self.step(batch, "train")
         if not torch.isfinite(loss):
             return self._non_finite(loss, batch_idx)
-        self.log_dict({f"train/{k}": v for k, v in metrics.items()}, on_step=True, on_epoch=False,
-                      prog_bar=False, batch_size=len(batch["input_ids"]))
+        self.log_dict(
+            {f"train/{k}": v for k, v in metrics.items()},
+            on_step=True,
+            on_epoch=False,
+            prog_bar=False,
+            batch_size=len(batch["input_ids"]),
+        )
         self.log("loss", metrics["loss"], prog_bar=True, on_step=True, on_epoch=False, logger=False)
         return loss
 
     def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
         _, metrics = self.step(batch, "val")
-        self.log_dict({f"val/{k}": v for k, v in metrics.items()}, on_step=False, on_epoch=True,
-                      batch_size=len(batch["input_ids"]), sync_dist=True)
+        self.log_dict(
+            {f"val/{k}": v for k, v in metrics.items()},
+            on_step=False,
+            on_epoch=True,
+            batch_size=len(batch["input_ids"]),
+            sync_dist=True,
+        )
 
     def _non_finite(self, loss: torch.Tensor, batch_idx: int) -> None:
         where = f"step {self.global_step} (batch {batch_idx})"
         if self.hparams.nan_policy == "stop":
-            raise FloatingPointError(f"loss is {loss.item()} at {where}; lower the learning rate, check the data, "
-                                     "or set model.init_args.nan_policy=skip")
+            raise FloatingPointError(
+                f"loss is {loss.item()} at {where}; lower the learning rate, check the data, "
+                "or set model.init_args.nan_policy=skip"
+            )
         self.nan_skips += 1
         log.warning("non-finite loss %s at %s: step skipped (%d so far)", loss.item(), where, self.nan_skips)
         self.log("train/nan_skips", float(self.nan_skips), on_step=True)
@@ -229,8 +244,10 @@ class MTPModule(pl.LightningModule):
     def _eval_dm(self) -> Any:
         dm = getattr(self.trainer, "datamodule", None)
         if dm is None or not hasattr(dm, "generation_config"):
-            raise ValueError("`wmtp test` / `wmtp predict` need data.class_path: "
-                             "wmtp_lightning.evaluation.EvalDataModule (see configs/eval/)")
+            raise ValueError(
+                "`wmtp test` / `wmtp predict` need data.class_path: "
+                "wmtp_lightning.evaluation.EvalDataModule (see configs/eval/)"
+            )
         return dm
 
     def transfer_batch_to_device(self, batch: Any, device: torch.device, dataloader_idx: int) -> Any:
@@ -250,8 +267,15 @@ class MTPModule(pl.LightningModule):
         from wmtp_lightning.evaluation.runner import complete
 
         dm = self._eval_dm()
-        return complete(self.model, self.tokenizer, problems, dm.hparams.template,
-                        [dm.generation_config(p) for p in problems], dm.hparams.decoding, self._spec_stats)
+        return complete(
+            self.model,
+            self.tokenizer,
+            problems,
+            dm.hparams.template,
+            [dm.generation_config(p) for p in problems],
+            dm.hparams.decoding,
+            self._spec_stats,
+        )
 
     def test_step(self, batch: list[Any], batch_idx: int) -> None:
         from wmtp_lightning.evaluation.runner import judge_all
@@ -284,13 +308,17 @@ class MTPModule(pl.LightningModule):
     # ------------------------------------------------------------------ hooks
     def setup(self, stage: str) -> None:
         if self.hparams.nan_policy == "skip" and self.trainer.world_size > 1:
-            raise ValueError("nan_policy=skip is single-device only (a skipped step on one rank desynchronises the "
-                             "others); use nan_policy=stop")
+            raise ValueError(
+                "nan_policy=skip is single-device only (a skipped step on one rank desynchronises the "
+                "others); use nan_policy=stop"
+            )
         dm = getattr(self.trainer, "datamodule", None)
         tok = getattr(dm, "tokenizer", None)
         if tok is not None and tok.vocab_size != self.args.vocab_size:
-            raise ValueError(f"tokenizer {tok.path} has {tok.vocab_size} pieces but the model's vocab_size is "
-                             f"{self.args.vocab_size}: data.tokenizer must be the model's tokenizer")
+            raise ValueError(
+                f"tokenizer {tok.path} has {tok.vocab_size} pieces but the model's vocab_size is "
+                f"{self.args.vocab_size}: data.tokenizer must be the model's tokenizer"
+            )
 
     def on_fit_start(self) -> None:
         rank_seed = self.hparams.seed + self.global_rank
@@ -316,8 +344,11 @@ class MTPModule(pl.LightningModule):
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         _, keys, pos, has_gauss, gauss = np.random.get_state()
         # Plain tensors and numbers only, so the checkpoint loads with torch.load(weights_only=True).
-        checkpoint["wmtp_rng"] = {"torch": torch.get_rng_state(), "python": random.getstate(),
-                                  "numpy": (torch.from_numpy(keys.astype(np.int64)), pos, has_gauss, gauss)}
+        checkpoint["wmtp_rng"] = {
+            "torch": torch.get_rng_state(),
+            "python": random.getstate(),
+            "numpy": (torch.from_numpy(keys.astype(np.int64)), pos, has_gauss, gauss),
+        }
         checkpoint["wmtp_model_args"] = self.args.to_dict()
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
@@ -344,4 +375,3 @@ class MTPModule(pl.LightningModule):
             return optimizer
         scheduler = self.scheduler_factory(optimizer)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
-

@@ -56,9 +56,18 @@ class ExportBundle(pl.Callback):
         model.load_state_dict(state, assign=True)
         src = pl_module.hparams.get("model")
         tokenizer = Path(src) / TOKENIZER if src and (Path(src) / TOKENIZER).is_file() else None
-        save_bundle(model, out, tokenizer=tokenizer, dtype=self.dtype,
-                    source={"kind": "trained", "experiment": type(pl_module).__name__, "from": src,
-                            "global_step": trainer.global_step})
+        save_bundle(
+            model,
+            out,
+            tokenizer=tokenizer,
+            dtype=self.dtype,
+            source={
+                "kind": "trained",
+                "experiment": type(pl_module).__name__,
+                "from": src,
+                "global_step": trainer.global_step,
+            },
+        )
         if value_head is not None:
             value_head.save(out / "value_head" / "value_head.safetensors")
         self.exported = out
@@ -75,12 +84,23 @@ class WeightPlots(pl.Callback):
         self.every_n_steps = every_n_steps
         self.max_tokens = max_tokens
 
-    def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any,
-                           batch: dict[str, torch.Tensor], batch_idx: int) -> None:
+    def on_train_batch_end(
+        self,
+        trainer: pl.Trainer,
+        pl_module: pl.LightningModule,
+        outputs: Any,
+        batch: dict[str, torch.Tensor],
+        batch_idx: int,
+    ) -> None:
         last = getattr(pl_module, "_last_weights", None)
         mlf = mlflow_logger(trainer)
-        if (last is None or mlf is None or not trainer.is_global_zero or self.every_n_steps <= 0
-                or trainer.global_step % self.every_n_steps):
+        if (
+            last is None
+            or mlf is None
+            or not trainer.is_global_zero
+            or self.every_n_steps <= 0
+            or trainer.global_step % self.every_n_steps
+        ):
             return
         import matplotlib.pyplot as plt
 

@@ -23,8 +23,14 @@ def weight_histogram(groups: dict[str, np.ndarray], title: str = "token weights"
     return fig
 
 
-def token_heatmap(pieces: Sequence[str], weights: Sequence[float], title: str = "", vmin: float = 0.1,
-                  vmax: float = 5.0, width: int = 100) -> Figure:
+def token_heatmap(
+    pieces: Sequence[str],
+    weights: Sequence[float],
+    title: str = "",
+    vmin: float = 0.1,
+    vmax: float = 5.0,
+    width: int = 100,
+) -> Figure:
     """Code rendered token by token, each token's background coloured by its weight (log scale).
 
     pieces: decoded text of each token (newlines break lines); weights: one per piece.

@@ -62,8 +62,10 @@ class Rho1MTP(MTPModule):
             raise ValueError(f"ratio must be in (0, 1], got {ratio}")
         ref_args = read_params(Path(reference) / "configs" / "params.json")
         if ref_args.vocab_size != self.args.vocab_size:
-            raise ValueError(f"reference {reference} has vocab_size {ref_args.vocab_size}, the policy "
-                             f"{self.args.vocab_size}: Rho-1 compares per-token losses, the vocabularies must match")
+            raise ValueError(
+                f"reference {reference} has vocab_size {ref_args.vocab_size}, the policy "
+                f"{self.args.vocab_size}: Rho-1 compares per-token losses, the vocabularies must match"
+            )
         if self.hparams.model is not None:
             mine, theirs = Path(self.hparams.model) / TOKENIZER, Path(reference) / TOKENIZER
             if mine.is_file() and theirs.is_file() and sha256_file(mine) != sha256_file(theirs):
@@ -84,25 +86,35 @@ class Rho1MTP(MTPModule):
         logits = ref(batch["input_ids"])  # (B, L, V), head 1
         return ce_at_tokens(token_ce(logits, shift_targets(batch["labels"], 1)), 1)
 
-    def token_weights(self, batch: dict[str, torch.Tensor], out: MTPOutput, valid: torch.Tensor,
-                      stage: str) -> Weights:
+    def token_weights(self, batch: dict[str, torch.Tensor], out: MTPOutput, valid: torch.Tensor, stage: str) -> Weights:
         h = self.hparams
         labels = batch["labels"]
         ce_ref = self.reference_ce(batch)
         H = out.ce.shape[-1]
         if h.score == "token":
             scores, mask = rho1_token_scores(ce_at_tokens(out.ce[..., 0].detach(), 1), ce_ref, labels)
-            w_tok = topk_mask(scores, mask, h.ratio) if h.mode == "hard" else soft_weights(
-                scores, mask, h.beta, h.min_weight, h.max_weight)
+            w_tok = (
+                topk_mask(scores, mask, h.ratio)
+                if h.mode == "hard"
+                else soft_weights(scores, mask, h.beta, h.min_weight, h.max_weight)
+            )
             weights = head_weights(w_tok, H)
-            metrics = {"selected_frac": (w_tok * mask).sum() / mask.sum().clamp_min(1), **masked_stats(scores, mask, "excess")}
+            metrics = {
+                "selected_frac": (w_tok * mask).sum() / mask.sum().clamp_min(1),
+                **masked_stats(scores, mask, "excess"),
+            }
             self._last_weights = (batch["input_ids"].detach(), w_tok.detach(), mask)
         else:
             scores = rho1_per_head_scores(out.ce, valid, ce_ref)
-            weights = topk_mask(scores, valid, h.ratio) if h.mode == "hard" else soft_weights(
-                scores, valid, h.beta, h.min_weight, h.max_weight)
-            metrics = {"selected_frac": (weights * valid).sum() / valid.sum().clamp_min(1),
-                       **masked_stats(scores, valid, "excess")}
+            weights = (
+                topk_mask(scores, valid, h.ratio)
+                if h.mode == "hard"
+                else soft_weights(scores, valid, h.beta, h.min_weight, h.max_weight)
+            )
+            metrics = {
+                "selected_frac": (weights * valid).sum() / valid.sum().clamp_min(1),
+                **masked_stats(scores, valid, "excess"),
+            }
         if h.mode == "soft":
             metrics.update(weight_stats(weights, valid, h.min_weight, h.max_weight))
         # Hard selection: normalise by the number of selected tokens (the Rho-1 paper).

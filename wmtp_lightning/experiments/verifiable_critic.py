@@ -89,8 +89,10 @@ class VerifiableCriticMTP(MTPModule):
     ):
         super().__init__(*args, **kwargs)
         if value_head not in (None, "auto") and not Path(value_head).is_file():
-            raise FileNotFoundError(f"stage-1 value head not found: {value_head} (run configs/verifiable_stage1.yaml "
-                                    "first, or drop model.init_args.value_head to start from an untrained critic)")
+            raise FileNotFoundError(
+                f"stage-1 value head not found: {value_head} (run configs/verifiable_stage1.yaml "
+                "first, or drop model.init_args.value_head to start from an untrained critic)"
+            )
         self.save_hyperparameters(ignore=["optimizer", "lr_scheduler"])
         self.value_head: ValueHead | None = None
         self._val_final: list[torch.Tensor] = []
@@ -132,8 +134,7 @@ class VerifiableCriticMTP(MTPModule):
         return 0 if self.hparams.stage == 1 else None
 
     # ------------------------------------------------------------------ the hook
-    def token_weights(self, batch: dict[str, torch.Tensor], out: MTPOutput, valid: torch.Tensor,
-                      stage: str) -> Weights:
+    def token_weights(self, batch: dict[str, torch.Tensor], out: MTPOutput, valid: torch.Tensor, stage: str) -> Weights:
         h = self.hparams
         labels, reward = batch["labels"], batch["is_correct"]
         h_in = out.h_normed if (h.stage == 1 or h.value_grad_to_trunk) else out.h_normed.detach()
@@ -147,8 +148,11 @@ class VerifiableCriticMTP(MTPModule):
         else:
             target, smask = td_lambda_value_targets(v_det, labels, reward, h.gamma, h.td_lambda)
         vloss = clipped_value_loss(values, anchor, target, smask, h.value_clip, h.value_loss)
-        metrics = {"value_loss": vloss.detach(), "explained_variance": explained_variance(v_det, target, smask),
-                   **masked_stats(v_det, smask, "value")}
+        metrics = {
+            "value_loss": vloss.detach(),
+            "explained_variance": explained_variance(v_det, target, smask),
+            **masked_stats(v_det, smask, "value"),
+        }
         if stage == "val":
             self._val_final.append(final_values(v_det, labels).cpu())
             self._val_reward.append(reward.detach().cpu())
@@ -171,8 +175,9 @@ class VerifiableCriticMTP(MTPModule):
             metrics.update(weight_stats(weights, tmask, h.min_weight, h.max_weight))
             metrics.update(masked_stats(delta, tmask, "td"))
         for k in range(H):
-            metrics.update(weight_stats(weights[..., k], valid[..., k], h.min_weight, h.max_weight,
-                                        prefix=f"weight_head{k + 1}"))
+            metrics.update(
+                weight_stats(weights[..., k], valid[..., k], h.min_weight, h.max_weight, prefix=f"weight_head{k + 1}")
+            )
         return Weights(weights=weights, aux_loss=h.value_coef * vloss, metrics=metrics)
 
     @staticmethod
@@ -186,8 +191,10 @@ class VerifiableCriticMTP(MTPModule):
         with torch.no_grad(), full_params(self.value_head) as params:
             for pa, p in zip(self.value_anchor.parameters(), params):
                 pa.mul_(d).add_(p.detach().to(pa.device, pa.dtype), alpha=1 - d)
-            drift = cosine_drift(torch.cat([p.detach().flatten().float().cpu() for p in params]),
-                                 torch.cat([p.flatten().float().cpu() for p in self.value_anchor.parameters()]))
+            drift = cosine_drift(
+                torch.cat([p.detach().flatten().float().cpu() for p in params]),
+                torch.cat([p.flatten().float().cpu() for p in self.value_anchor.parameters()]),
+            )
         self.log("train/value_drift", drift, on_step=True, on_epoch=False)
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:

@@ -57,8 +57,11 @@ def check_state_dict_keys(names_shapes: dict[str, tuple[int, ...]], args: ModelA
     want = expected_shapes(args)
     missing = sorted(set(want) - set(names_shapes))
     unexpected = sorted(set(names_shapes) - set(want))
-    wrong = [f"{k}: got {tuple(names_shapes[k])}, expected {want[k]}" for k in sorted(set(want) & set(names_shapes))
-             if tuple(names_shapes[k]) != want[k]]
+    wrong = [
+        f"{k}: got {tuple(names_shapes[k])}, expected {want[k]}"
+        for k in sorted(set(want) & set(names_shapes))
+        if tuple(names_shapes[k]) != want[k]
+    ]
     problems = []
     if missing:
         problems.append(f"missing key(s) {missing[:8]}{' ...' if len(missing) > 8 else ''}")
@@ -67,17 +70,26 @@ def check_state_dict_keys(names_shapes: dict[str, tuple[int, ...]], args: ModelA
     if wrong:
         problems.append("shape mismatch " + "; ".join(wrong[:8]))
     if problems:
-        raise ValueError(f"{source}: state dict does not match params ({args.n_layers} layers, dim {args.dim}, "
-                         f"vocab {args.vocab_size}, n_future_tokens {args.n_future_tokens}): " + "; ".join(problems))
+        raise ValueError(
+            f"{source}: state dict does not match params ({args.n_layers} layers, dim {args.dim}, "
+            f"vocab {args.vocab_size}, n_future_tokens {args.n_future_tokens}): " + "; ".join(problems)
+        )
 
 
 def read_params(path: str | Path) -> ModelArgs:
     return ModelArgs.from_dict(read_json(path), source=str(path))
 
 
-def write_bundle(out_dir: str | Path, args: ModelArgs, tensors: Iterable[tuple[str, torch.Tensor]],
-                 specs: list[tuple[str, torch.Size, torch.dtype]], *, tokenizer: str | Path | None = None,
-                 source: dict[str, Any] | None = None, extra: dict[str, Any] | None = None) -> Path:
+def write_bundle(
+    out_dir: str | Path,
+    args: ModelArgs,
+    tensors: Iterable[tuple[str, torch.Tensor]],
+    specs: list[tuple[str, torch.Size, torch.dtype]],
+    *,
+    tokenizer: str | Path | None = None,
+    source: dict[str, Any] | None = None,
+    extra: dict[str, Any] | None = None,
+) -> Path:
     """Low-level bundle writer: tensors are streamed (one in memory at a time), metadata goes last."""
     out = Path(out_dir)
     (out / METADATA).unlink(missing_ok=True)  # an overwritten bundle is "not ready" until the end
@@ -88,8 +100,9 @@ def write_bundle(out_dir: str | Path, args: ModelArgs, tensors: Iterable[tuple[s
     if tokenizer is not None:
         tok = Tokenizer(tokenizer)
         if tok.vocab_size != args.vocab_size:
-            raise ValueError(f"{tokenizer}: tokenizer vocab size {tok.vocab_size} != model vocab_size "
-                             f"{args.vocab_size}")
+            raise ValueError(
+                f"{tokenizer}: tokenizer vocab size {tok.vocab_size} != model vocab_size {args.vocab_size}"
+            )
         (out / TOKENIZER).parent.mkdir(parents=True, exist_ok=True)
         (out / TOKENIZER).write_bytes(Path(tokenizer).read_bytes())
         files.append(TOKENIZER)
@@ -109,9 +122,15 @@ def write_bundle(out_dir: str | Path, args: ModelArgs, tensors: Iterable[tuple[s
     return out
 
 
-def save_bundle(model: Transformer, out_dir: str | Path, *, tokenizer: str | Path | None = None,
-                dtype: str | torch.dtype | None = None, source: dict[str, Any] | None = None,
-                extra: dict[str, Any] | None = None) -> Path:
+def save_bundle(
+    model: Transformer,
+    out_dir: str | Path,
+    *,
+    tokenizer: str | Path | None = None,
+    dtype: str | torch.dtype | None = None,
+    source: dict[str, Any] | None = None,
+    extra: dict[str, Any] | None = None,
+) -> Path:
     """Save `model` as a bundle (optionally cast to `dtype`)."""
     target = parse_dtype(dtype) if dtype is not None else None
     state = model.state_dict()
@@ -119,18 +138,28 @@ def save_bundle(model: Transformer, out_dir: str | Path, *, tokenizer: str | Pat
     def cast(t: torch.Tensor) -> torch.Tensor:
         return t.to(target) if target is not None and t.is_floating_point() else t
 
-    specs = [(k, v.shape, target if target is not None and v.is_floating_point() else v.dtype)
-             for k, v in state.items()]
-    return write_bundle(out_dir, model.args, ((k, cast(v)) for k, v in state.items()), specs,
-                        tokenizer=tokenizer, source=source, extra=extra)
+    specs = [
+        (k, v.shape, target if target is not None and v.is_floating_point() else v.dtype) for k, v in state.items()
+    ]
+    return write_bundle(
+        out_dir,
+        model.args,
+        ((k, cast(v)) for k, v in state.items()),
+        specs,
+        tokenizer=tokenizer,
+        source=source,
+        extra=extra,
+    )
 
 
 def read_metadata(bundle_dir: str | Path, verify: bool = True) -> dict[str, Any]:
     """Read metadata.json; with `verify`, check each listed file exists and its sha256 matches."""
     root = Path(bundle_dir)
     if not root.is_dir():
-        raise FileNotFoundError(f"model bundle not found: {root} (make one with scripts/convert_checkpoint.py "
-                                "or scripts/prepare_local_small_model.py)")
+        raise FileNotFoundError(
+            f"model bundle not found: {root} (make one with scripts/convert_checkpoint.py "
+            "or scripts/prepare_local_small_model.py)"
+        )
     meta_path = root / METADATA
     if not meta_path.is_file():
         raise FileNotFoundError(f"{meta_path}: missing; the bundle is incomplete (interrupted write?)")
@@ -149,13 +178,20 @@ def read_metadata(bundle_dir: str | Path, verify: bool = True) -> dict[str, Any]
                 raise FileNotFoundError(f"{path}: listed in {meta_path} but missing")
             actual = sha256_file(path)
             if actual != digest:
-                raise ValueError(f"{path}: sha256 {actual} does not match {meta_path} ({digest}); "
-                                 "the file is corrupt or was changed after export")
+                raise ValueError(
+                    f"{path}: sha256 {actual} does not match {meta_path} ({digest}); "
+                    "the file is corrupt or was changed after export"
+                )
     return meta
 
 
-def load_bundle(bundle_dir: str | Path, *, device: str | torch.device = "cpu",
-                dtype: str | torch.dtype | None = None, verify: bool = True) -> Transformer:
+def load_bundle(
+    bundle_dir: str | Path,
+    *,
+    device: str | torch.device = "cpu",
+    dtype: str | torch.dtype | None = None,
+    verify: bool = True,
+) -> Transformer:
     """Load a bundle as a `Transformer` (the model's `.args` hold its ModelArgs).
 
     The model is built on the meta device and the file's tensors are assigned into it, so only
@@ -190,6 +226,7 @@ def bundle_tokenizer(bundle_dir: str | Path, args: ModelArgs | None = None) -> T
     tok = Tokenizer(path)
     args = args or read_params(root / PARAMS)
     if tok.vocab_size != args.vocab_size:
-        raise ValueError(f"{path}: tokenizer vocab size {tok.vocab_size} != model vocab_size {args.vocab_size} "
-                         f"in {root / PARAMS}")
+        raise ValueError(
+            f"{path}: tokenizer vocab size {tok.vocab_size} != model vocab_size {args.vocab_size} in {root / PARAMS}"
+        )
     return tok

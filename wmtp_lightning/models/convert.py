@@ -28,8 +28,20 @@ from wmtp_lightning.models.transformer import ModelArgs
 
 # ----------------------------------------------------------------------------- Meta
 
-META_PARAM_KEYS = {"dim", "n_layers", "n_heads", "n_kv_heads", "vocab_size", "multiple_of", "ffn_dim_multiplier",
-                   "norm_eps", "rope_theta", "max_seq_len", "n_future_tokens", "max_batch_size"}
+META_PARAM_KEYS = {
+    "dim",
+    "n_layers",
+    "n_heads",
+    "n_kv_heads",
+    "vocab_size",
+    "multiple_of",
+    "ffn_dim_multiplier",
+    "norm_eps",
+    "rope_theta",
+    "max_seq_len",
+    "n_future_tokens",
+    "max_batch_size",
+}
 META_DROPPED_KEYS = ("rope.freqs",)
 
 
@@ -60,8 +72,10 @@ def find_meta_checkpoint(src: Path) -> Path:
     if not shards:
         raise FileNotFoundError(f"{src}: no consolidated*.pth (expected Meta's release layout)")
     if len(shards) > 1:
-        raise ValueError(f"{src}: {len(shards)} model-parallel shards {[s.name for s in shards]}; merge them first "
-                         "(only MP=1 releases such as 7B_1T_4 are supported)")
+        raise ValueError(
+            f"{src}: {len(shards)} model-parallel shards {[s.name for s in shards]}; merge them first "
+            "(only MP=1 releases such as 7B_1T_4 are supported)"
+        )
     return shards[0]
 
 
@@ -69,12 +83,35 @@ def find_meta_checkpoint(src: Path) -> Path:
 
 HF_REQUIRED = ("hidden_size", "num_hidden_layers", "num_attention_heads", "vocab_size", "intermediate_size")
 # Keys that do not change the forward pass (bookkeeping, generation defaults, init).
-HF_BENIGN = {"_name_or_path", "architectures", "bos_token_id", "eos_token_id", "pad_token_id", "torch_dtype",
-             "dtype", "transformers_version", "use_cache", "initializer_range", "pretraining_tp",
-             "attention_dropout", "model_type", "hidden_act", "rope_scaling", "attention_bias", "mlp_bias",
-             "tie_word_embeddings", "num_key_value_heads", "rms_norm_eps", "rope_theta",
-             "max_position_embeddings", "head_dim", "rope_parameters", "output_attentions",
-             "output_hidden_states", "return_dict"}
+HF_BENIGN = {
+    "_name_or_path",
+    "architectures",
+    "bos_token_id",
+    "eos_token_id",
+    "pad_token_id",
+    "torch_dtype",
+    "dtype",
+    "transformers_version",
+    "use_cache",
+    "initializer_range",
+    "pretraining_tp",
+    "attention_dropout",
+    "model_type",
+    "hidden_act",
+    "rope_scaling",
+    "attention_bias",
+    "mlp_bias",
+    "tie_word_embeddings",
+    "num_key_value_heads",
+    "rms_norm_eps",
+    "rope_theta",
+    "max_position_embeddings",
+    "head_dim",
+    "rope_parameters",
+    "output_attentions",
+    "output_hidden_states",
+    "return_dict",
+}
 
 
 def hf_config_to_args(cfg: dict[str, Any], source: str) -> ModelArgs:
@@ -100,21 +137,35 @@ def hf_config_to_args(cfg: dict[str, Any], source: str) -> ModelArgs:
     if cfg.get("head_dim") not in (None, hd):
         raise ValueError(f"{source}: head_dim {cfg['head_dim']} != hidden_size/num_attention_heads = {hd}")
     return ModelArgs(
-        dim=cfg["hidden_size"], n_layers=cfg["num_hidden_layers"], n_heads=cfg["num_attention_heads"],
-        n_kv_heads=cfg.get("num_key_value_heads"), vocab_size=cfg["vocab_size"],
-        ffn_hidden_dim=cfg["intermediate_size"], norm_eps=cfg.get("rms_norm_eps", 1e-6),
+        dim=cfg["hidden_size"],
+        n_layers=cfg["num_hidden_layers"],
+        n_heads=cfg["num_attention_heads"],
+        n_kv_heads=cfg.get("num_key_value_heads"),
+        vocab_size=cfg["vocab_size"],
+        ffn_hidden_dim=cfg["intermediate_size"],
+        norm_eps=cfg.get("rms_norm_eps", 1e-6),
         rope_theta=float(cfg.get("rope_theta", rope.get("rope_theta", 10000.0))),
-        max_seq_len=cfg.get("max_position_embeddings", 2048), n_future_tokens=1,
+        max_seq_len=cfg.get("max_position_embeddings", 2048),
+        n_future_tokens=1,
     )
 
 
 _HF_LAYER = {
-    "self_attn.q_proj": "attention.wq", "self_attn.k_proj": "attention.wk", "self_attn.v_proj": "attention.wv",
-    "self_attn.o_proj": "attention.wo", "mlp.gate_proj": "feed_forward.w1", "mlp.down_proj": "feed_forward.w2",
-    "mlp.up_proj": "feed_forward.w3", "input_layernorm": "attention_norm", "post_attention_layernorm": "ffn_norm",
+    "self_attn.q_proj": "attention.wq",
+    "self_attn.k_proj": "attention.wk",
+    "self_attn.v_proj": "attention.wv",
+    "self_attn.o_proj": "attention.wo",
+    "mlp.gate_proj": "feed_forward.w1",
+    "mlp.down_proj": "feed_forward.w2",
+    "mlp.up_proj": "feed_forward.w3",
+    "input_layernorm": "attention_norm",
+    "post_attention_layernorm": "ffn_norm",
 }
-_HF_TOP = {"model.embed_tokens.weight": "tok_embeddings.weight", "model.norm.weight": "norm.weight",
-           "lm_head.weight": "output.weight"}
+_HF_TOP = {
+    "model.embed_tokens.weight": "tok_embeddings.weight",
+    "model.norm.weight": "norm.weight",
+    "lm_head.weight": "output.weight",
+}
 _HF_LAYER_RE = re.compile(r"^model\.layers\.(\d+)\.(.+)\.weight$")
 
 
@@ -171,7 +222,7 @@ class _Shard:
         self.path = path
         if path.suffix == ".safetensors":
             self._st = safe_open(str(path), framework="pt")
-            self.keys = list(self._st.keys())  # noqa: SIM118
+            self.keys = list(self._st.keys())
         else:
             self._sd = torch.load(path, map_location="cpu", mmap=True, weights_only=True)
             self.keys = list(self._sd)
@@ -190,15 +241,20 @@ class _Shard:
 
 # ----------------------------------------------------------------------------- drivers
 
-def _stream(entries: list[tuple[str, _Shard, str]], transform: Callable[[str, torch.Tensor], torch.Tensor],
-            dtype: torch.dtype | None) -> Iterator[tuple[str, torch.Tensor]]:
+
+def _stream(
+    entries: list[tuple[str, _Shard, str]],
+    transform: Callable[[str, torch.Tensor], torch.Tensor],
+    dtype: torch.dtype | None,
+) -> Iterator[tuple[str, torch.Tensor]]:
     for dst, shard, key in entries:
         t = transform(dst, shard.get(key))
         yield dst, (t.to(dtype) if dtype is not None and t.is_floating_point() else t)
 
 
-def convert_meta(src: str | Path, dst: str | Path, *, tokenizer: str | Path | None = None,
-                 dtype: str | None = None) -> Path:
+def convert_meta(
+    src: str | Path, dst: str | Path, *, tokenizer: str | Path | None = None, dtype: str | None = None
+) -> Path:
     """Meta `consolidated.pth` + `params.json` -> bundle."""
     src = Path(src)
     ckpt = find_meta_checkpoint(src)
@@ -209,8 +265,9 @@ def convert_meta(src: str | Path, dst: str | Path, *, tokenizer: str | Path | No
     return _write(dst, args, entries, lambda _k, t: t, dtype, tokenizer, {"format": "meta", "path": str(src)})
 
 
-def convert_hf(src: str | Path, dst: str | Path, *, tokenizer: str | Path | None = None,
-               dtype: str | None = None) -> Path:
+def convert_hf(
+    src: str | Path, dst: str | Path, *, tokenizer: str | Path | None = None, dtype: str | None = None
+) -> Path:
     """Hugging Face LLaMA directory -> bundle (n_future_tokens = 1), q/k rows un-permuted."""
     src = Path(src)
     cfg_path = src / "config.json"
@@ -240,9 +297,15 @@ def convert_hf(src: str | Path, dst: str | Path, *, tokenizer: str | Path | None
     return _write(dst, args, entries, transform, dtype, tokenizer, {"format": "hf", "path": str(src)})
 
 
-def _write(dst: str | Path, args: ModelArgs, entries: list[tuple[str, _Shard, str]],
-           transform: Callable[[str, torch.Tensor], torch.Tensor], dtype: str | None,
-           tokenizer: str | Path | None, source: dict[str, Any]) -> Path:
+def _write(
+    dst: str | Path,
+    args: ModelArgs,
+    entries: list[tuple[str, _Shard, str]],
+    transform: Callable[[str, torch.Tensor], torch.Tensor],
+    dtype: str | None,
+    tokenizer: str | Path | None,
+    source: dict[str, Any],
+) -> Path:
     shapes = {d: s.shape(k) for d, s, k in entries}
     check_state_dict_keys(shapes, args, source["path"])
     target = parse_dtype(dtype) if dtype is not None else None

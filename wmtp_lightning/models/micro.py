@@ -16,8 +16,9 @@ import torch
 from wmtp_lightning.models.transformer import ModelArgs, Transformer
 
 
-def micro_args(vocab_size: int, n_future_tokens: int = 4, preset: str = "micro",
-               trunk_layers: int | None = None) -> ModelArgs:
+def micro_args(
+    vocab_size: int, n_future_tokens: int = 4, preset: str = "micro", trunk_layers: int | None = None
+) -> ModelArgs:
     """The micro preset with its head count (and optionally trunk depth) adjusted.
 
     n_layers = trunk blocks (default: the preset's 2) + n_future_tokens.
@@ -32,8 +33,9 @@ def from_scratch(args: ModelArgs, seed: int = 0) -> Transformer:
     return Transformer(args)
 
 
-def slice_model(model: Transformer, trunk_layers: list[int] | None = None, n_heads_keep: int | None = None,
-                dim: int | None = None) -> Transformer:
+def slice_model(
+    model: Transformer, trunk_layers: list[int] | None = None, n_heads_keep: int | None = None, dim: int | None = None
+) -> Transformer:
     """Keep trunk blocks `trunk_layers` (indices into layers[:-1]), the first `n_heads_keep` heads, `dim` width."""
     a = model.args
     trunk_layers = list(range(a.n_trunk_layers)) if trunk_layers is None else trunk_layers
@@ -50,8 +52,15 @@ def slice_model(model: Transformer, trunk_layers: list[int] | None = None, n_hea
     if nh % rep:
         raise ValueError(f"dim {dim} gives {nh} attention heads, not a multiple of the GQA group size {rep}")
     hidden = a.hidden_dim * dim // a.dim
-    new = replace(a, dim=dim, n_heads=nh, n_kv_heads=None if a.n_kv_heads is None else nh // rep,
-                  n_layers=len(trunk_layers) + H, n_future_tokens=H, ffn_hidden_dim=hidden)
+    new = replace(
+        a,
+        dim=dim,
+        n_heads=nh,
+        n_kv_heads=None if a.n_kv_heads is None else nh // rep,
+        n_layers=len(trunk_layers) + H,
+        n_future_tokens=H,
+        ffn_hidden_dim=hidden,
+    )
     nkv = new.kv_heads * a.head_dim
     qd = nh * a.head_dim
 
@@ -71,10 +80,18 @@ def slice_model(model: Transformer, trunk_layers: list[int] | None = None, n_hea
         return t[:, :dim]  # tok_embeddings, output
 
     old_blocks = [model.layers[i] for i in trunk_layers] + model.heads[:H]
-    src = {f"layers.{j}.{k}": v for j, blk in enumerate(old_blocks[: len(trunk_layers) + 1])
-           for k, v in blk.state_dict().items()}
-    src.update({f"extra_heads.{j}.{k}": v for j, blk in enumerate(old_blocks[len(trunk_layers) + 1 :])
-                for k, v in blk.state_dict().items()})
+    src = {
+        f"layers.{j}.{k}": v
+        for j, blk in enumerate(old_blocks[: len(trunk_layers) + 1])
+        for k, v in blk.state_dict().items()
+    }
+    src.update(
+        {
+            f"extra_heads.{j}.{k}": v
+            for j, blk in enumerate(old_blocks[len(trunk_layers) + 1 :])
+            for k, v in blk.state_dict().items()
+        }
+    )
     for k in ("tok_embeddings.weight", "norm.weight", "output.weight"):
         src[k] = model.state_dict()[k]
     out = Transformer(new)

@@ -70,11 +70,25 @@ def train_sentencepiece(text_file: str | Path, out_prefix: str | Path, vocab_siz
     out_prefix = Path(out_prefix)
     out_prefix.parent.mkdir(parents=True, exist_ok=True)
     spm.SentencePieceTrainer.train(
-        input=str(text_file), model_prefix=str(out_prefix), vocab_size=vocab_size, model_type="bpe",
-        byte_fallback=True, split_digits=True, add_dummy_prefix=True, remove_extra_whitespaces=False,
-        normalization_rule_name="identity", unk_id=0, bos_id=1, eos_id=2, pad_id=-1,
-        character_coverage=1.0, allow_whitespace_only_pieces=True, hard_vocab_limit=False,
-        max_sentence_length=1 << 16, num_threads=1, minloglevel=2,
+        input=str(text_file),
+        model_prefix=str(out_prefix),
+        vocab_size=vocab_size,
+        model_type="bpe",
+        byte_fallback=True,
+        split_digits=True,
+        add_dummy_prefix=True,
+        remove_extra_whitespaces=False,
+        normalization_rule_name="identity",
+        unk_id=0,
+        bos_id=1,
+        eos_id=2,
+        pad_id=-1,
+        character_coverage=1.0,
+        allow_whitespace_only_pieces=True,
+        hard_vocab_limit=False,
+        max_sentence_length=1 << 16,
+        num_threads=1,
+        minloglevel=2,
         user_defined_symbols=["\n", "\t", "    "],
     )
     return out_prefix.with_suffix(".model")

@@ -121,15 +121,33 @@ class ModelArgs:
 
 PRESETS: dict[str, ModelArgs] = {
     # Meta's released 7B model trained on 1T tokens with 4 future-token heads.
-    "7B_1T_4": ModelArgs(dim=4096, n_layers=32, n_heads=32, vocab_size=32000, multiple_of=256,
-                         norm_eps=1e-5, rope_theta=10000.0, max_seq_len=2048, n_future_tokens=4),
+    "7B_1T_4": ModelArgs(
+        dim=4096,
+        n_layers=32,
+        n_heads=32,
+        vocab_size=32000,
+        multiple_of=256,
+        norm_eps=1e-5,
+        rope_theta=10000.0,
+        max_seq_len=2048,
+        n_future_tokens=4,
+    ),
     # CPU debug model. dim 256 / 6 blocks (2 trunk + 4 heads) keeps a training step on a laptop
     # core well under a second; vocab is set by the tokenizer it is paired with.
-    "micro": ModelArgs(dim=256, n_layers=6, n_heads=8, n_kv_heads=4, vocab_size=32000, multiple_of=64,
-                       max_seq_len=2048, n_future_tokens=4),
+    "micro": ModelArgs(
+        dim=256,
+        n_layers=6,
+        n_heads=8,
+        n_kv_heads=4,
+        vocab_size=32000,
+        multiple_of=64,
+        max_seq_len=2048,
+        n_future_tokens=4,
+    ),
     # Unit-test model: every shape small, GQA on, 2 trunk blocks + 3 heads.
-    "tiny": ModelArgs(dim=64, n_layers=5, n_heads=4, n_kv_heads=2, vocab_size=256, multiple_of=16,
-                      max_seq_len=128, n_future_tokens=3),
+    "tiny": ModelArgs(
+        dim=64, n_layers=5, n_heads=4, n_kv_heads=2, vocab_size=256, multiple_of=16, max_seq_len=128, n_future_tokens=3
+    ),
 }
 
 
@@ -188,8 +206,7 @@ class KVCache:
     self-speculative decoding does after a rejected draft) costs nothing.
     """
 
-    def __init__(self, args: ModelArgs, batch_size: int, max_len: int, device: torch.device | str,
-                 dtype: torch.dtype):
+    def __init__(self, args: ModelArgs, batch_size: int, max_len: int, device: torch.device | str, dtype: torch.dtype):
         if max_len > args.max_seq_len:
             raise ValueError(f"KV cache length {max_len} exceeds model max_seq_len {args.max_seq_len}")
         shape = (batch_size, max_len, args.kv_heads, args.head_dim)
@@ -217,8 +234,14 @@ class Attention(nn.Module):
         self.wv = nn.Linear(args.dim, args.kv_heads * args.head_dim, bias=False)
         self.wo = nn.Linear(args.n_heads * args.head_dim, args.dim, bias=False)
 
-    def forward(self, x: torch.Tensor, freqs_cis: torch.Tensor, start_pos: int = 0,
-                cache: KVCache | None = None, mask: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(
+        self,
+        x: torch.Tensor,
+        freqs_cis: torch.Tensor,
+        start_pos: int = 0,
+        cache: KVCache | None = None,
+        mask: torch.Tensor | None = None,
+    ) -> torch.Tensor:
         B, T, _ = x.shape
         q = self.wq(x).view(B, T, self.n_heads, self.head_dim)
         k = self.wk(x).view(B, T, self.n_kv_heads, self.head_dim)
@@ -260,8 +283,14 @@ class TransformerBlock(nn.Module):
         self.attention_norm = RMSNorm(args.dim, eps=args.norm_eps)
         self.ffn_norm = RMSNorm(args.dim, eps=args.norm_eps)
 
-    def forward(self, x: torch.Tensor, freqs_cis: torch.Tensor, start_pos: int = 0,
-                cache: KVCache | None = None, mask: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(
+        self,
+        x: torch.Tensor,
+        freqs_cis: torch.Tensor,
+        start_pos: int = 0,
+        cache: KVCache | None = None,
+        mask: torch.Tensor | None = None,
+    ) -> torch.Tensor:
         h = x + self.attention(self.attention_norm(x), freqs_cis, start_pos, cache, mask)
         return h + self.feed_forward(self.ffn_norm(h))
 
@@ -318,8 +347,9 @@ class Transformer(nn.Module):
         return self._freqs_cis[device][start_pos : start_pos + length]
 
     @staticmethod
-    def attention_mask(T: int, start_pos: int, device: torch.device,
-                       key_padding: torch.Tensor | None = None) -> torch.Tensor | None:
+    def attention_mask(
+        T: int, start_pos: int, device: torch.device, key_padding: torch.Tensor | None = None
+    ) -> torch.Tensor | None:
         """Boolean mask (True = attend) for T queries at positions start_pos.. over S = start_pos + T keys.
 
         key_padding: (B, S) True for real tokens (left padding in batched generation).
@@ -338,13 +368,18 @@ class Transformer(nn.Module):
             mask = mask | diagonal
         return mask
 
-    def trunk(self, tokens: torch.Tensor, start_pos: int = 0, cache: KVCache | None = None,
-              key_padding: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+    def trunk(
+        self,
+        tokens: torch.Tensor,
+        start_pos: int = 0,
+        cache: KVCache | None = None,
+        key_padding: torch.Tensor | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
         """Embed and run the shared blocks `layers[:-1]`.
 
         Returns (h_trunk (B, T, D), freqs_cis, mask) so heads can be run on the same inputs.
         """
-        B, T = tokens.shape
+        T = tokens.shape[1]
         freqs = self.freqs_cis(start_pos, T, tokens.device)
         mask = self.attention_mask(T, start_pos, tokens.device, key_padding)
         h = self.tok_embeddings(tokens)  # (B, T, D)
@@ -355,8 +390,15 @@ class Transformer(nn.Module):
                 h = layer(h, freqs, start_pos, cache, mask)
         return h, freqs, mask
 
-    def head_hidden(self, k: int, h_trunk: torch.Tensor, freqs_cis: torch.Tensor, start_pos: int = 0,
-                    cache: KVCache | None = None, mask: torch.Tensor | None = None) -> torch.Tensor:
+    def head_hidden(
+        self,
+        k: int,
+        h_trunk: torch.Tensor,
+        freqs_cis: torch.Tensor,
+        start_pos: int = 0,
+        cache: KVCache | None = None,
+        mask: torch.Tensor | None = None,
+    ) -> torch.Tensor:
         """Hidden state (B, T, D) of head k (1-based) applied to the trunk output (before `norm`)."""
         return self.heads[k - 1](h_trunk, freqs_cis, start_pos, cache, mask)
 
@@ -364,10 +406,17 @@ class Transformer(nn.Module):
         """Shared final norm + output projection, returned in float32 (…, D) -> (…, V)."""
         return self.output(self.norm(h)).float()
 
-    def forward(self, tokens: torch.Tensor, start_pos: int = 0, cache: KVCache | None = None,
-                return_all_heads: bool = False, n_heads: int | None = None,
-                key_padding: torch.Tensor | None = None, targets: torch.Tensor | None = None,
-                sequential_heads: bool = False) -> torch.Tensor | MTPOutput:
+    def forward(
+        self,
+        tokens: torch.Tensor,
+        start_pos: int = 0,
+        cache: KVCache | None = None,
+        return_all_heads: bool = False,
+        n_heads: int | None = None,
+        key_padding: torch.Tensor | None = None,
+        targets: torch.Tensor | None = None,
+        sequential_heads: bool = False,
+    ) -> torch.Tensor | MTPOutput:
         """Logits for `tokens` (B, T), or training terms when `targets` is given.
 
         Without targets: (B, T, V) next-token logits, or (B, T, H, V) with `return_all_heads=True`
@@ -390,9 +439,10 @@ class Transformer(nn.Module):
         logits = self.unembed(torch.stack(latents, dim=-2))  # (B, T, H, V)
         return logits if return_all_heads else logits[:, :, 0]
 
-    def _training_terms(self, tokens: torch.Tensor, targets: torch.Tensor, n_heads: int | None,
-                        sequential: bool) -> MTPOutput:
-        h_trunk, freqs, mask = self.trunk(tokens)
+    def _training_terms(
+        self, tokens: torch.Tensor, targets: torch.Tensor, n_heads: int | None, sequential: bool
+    ) -> MTPOutput:
+        h_trunk, freqs, _ = self.trunk(tokens)  # plain causal attention: no mask tensor
         H = self.n_future_tokens if n_heads is None else n_heads
         ce, correct = [], []
         for k in range(1, H + 1):
@@ -412,8 +462,9 @@ class Transformer(nn.Module):
             h_normed=self.norm(h_trunk),
         )
 
-    def _head_ce(self, k: int, h_trunk: torch.Tensor, freqs: torch.Tensor,
-                 targets_k: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def _head_ce(
+        self, k: int, h_trunk: torch.Tensor, freqs: torch.Tensor, targets_k: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """(B, T) cross entropy of head k (0 where target is -100) and argmax hits (bool)."""
         logits = self.unembed(self.head_hidden(k, h_trunk, freqs))  # (B, T, V) float32
         ce = F.cross_entropy(logits.flatten(0, 1), targets_k.flatten(), ignore_index=-100, reduction="none")

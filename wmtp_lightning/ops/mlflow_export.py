@@ -31,8 +31,9 @@ def client_for(uri: str, timeout_s: float = 5.0) -> Any:
     return mlflow.MlflowClient(uri)
 
 
-def find_runs(client: Any, run_id: str | None, experiment: str | None, name: str | None = None,
-              tags: dict[str, str] | None = None) -> list[Any]:
+def find_runs(
+    client: Any, run_id: str | None, experiment: str | None, name: str | None = None, tags: dict[str, str] | None = None
+) -> list[Any]:
     from mlflow.exceptions import MlflowException
 
     if run_id:
@@ -61,11 +62,20 @@ def export_run(client: Any, run: Any, out: Path) -> Path:
     partial = final.with_name(final.name + ".partial")
     shutil.rmtree(partial, ignore_errors=True)
     partial.mkdir(parents=True)
-    (partial / "run.json").write_text(json.dumps({
-        "run_id": run.info.run_id, "run_name": run.info.run_name, "experiment_id": run.info.experiment_id,
-        "status": run.info.status, "start_time": run.info.start_time, "end_time": run.info.end_time,
-        "tags": {k: v for k, v in run.data.tags.items() if not k.startswith("mlflow.log-model")},
-    }, indent=1))
+    (partial / "run.json").write_text(
+        json.dumps(
+            {
+                "run_id": run.info.run_id,
+                "run_name": run.info.run_name,
+                "experiment_id": run.info.experiment_id,
+                "status": run.info.status,
+                "start_time": run.info.start_time,
+                "end_time": run.info.end_time,
+                "tags": {k: v for k, v in run.data.tags.items() if not k.startswith("mlflow.log-model")},
+            },
+            indent=1,
+        )
+    )
     (partial / "params.json").write_text(json.dumps(run.data.params, indent=1, sort_keys=True))
     (partial / "metrics").mkdir()
     for key in sorted(run.data.metrics):
@@ -75,7 +85,9 @@ def export_run(client: Any, run: Any, out: Path) -> Path:
             for m in sorted(client.get_metric_history(run.info.run_id, key), key=lambda m: (m.step, m.timestamp)):
                 w.writerow([m.step, m.timestamp, m.value])
     if client.list_artifacts(run.info.run_id):
-        download_artifacts(run_id=run.info.run_id, dst_path=str(partial / "artifacts"), tracking_uri=client.tracking_uri)
+        download_artifacts(
+            run_id=run.info.run_id, dst_path=str(partial / "artifacts"), tracking_uri=client.tracking_uri
+        )
     (partial / "EXPORT_COMPLETE").write_text("ok\n")
     if final.exists():
         shutil.rmtree(final)

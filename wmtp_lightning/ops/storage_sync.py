@@ -100,23 +100,29 @@ class VesslBackend:
         try:
             import vessl
         except ImportError as err:
-            raise RuntimeError("the VESSL SDK is not installed: pip install 'wmtp_lightning[vessl]' (package `vessl`)") from err
+            raise RuntimeError(
+                "the VESSL SDK is not installed: pip install 'wmtp_lightning[vessl]' (package `vessl`)"
+            ) from err
         try:
             vessl.configure()
         except Exception as err:  # the SDK raises its own types for a missing token / organisation
-            raise RuntimeError(f"the VESSL SDK is not configured ({err}); run `vessl configure` or set "
-                               "VESSL_ACCESS_TOKEN and VESSL_DEFAULT_ORGANIZATION") from err
+            raise RuntimeError(
+                f"the VESSL SDK is not configured ({err}); run `vessl configure` or set "
+                "VESSL_ACCESS_TOKEN and VESSL_DEFAULT_ORGANIZATION"
+            ) from err
         self.vessl = vessl
         self.volume_id = volume_id
         self.name = f"vessl-volume:{volume_id}"
 
     def upload(self, local: Path, rel: str) -> None:
-        self.vessl.copy_volume_file(source_volume_id=None, source_path=str(local), dest_volume_id=self.volume_id,
-                                    dest_path=rel)
+        self.vessl.copy_volume_file(
+            source_volume_id=None, source_path=str(local), dest_volume_id=self.volume_id, dest_path=rel
+        )
 
     def rename(self, src_rel: str, dst_rel: str) -> None:
-        self.vessl.copy_volume_file(source_volume_id=self.volume_id, source_path=src_rel,
-                                    dest_volume_id=self.volume_id, dest_path=dst_rel)
+        self.vessl.copy_volume_file(
+            source_volume_id=self.volume_id, source_path=src_rel, dest_volume_id=self.volume_id, dest_path=dst_rel
+        )
         self.delete(src_rel)
 
     def size(self, rel: str) -> int | None:
@@ -159,7 +165,9 @@ class SyncPlan:
         return sum(e.size for e in self.upload)
 
 
-def local_entries(storage: Path, folders: Iterable[str], progress: Callable[[int], None] | None = None) -> list[FileEntry]:
+def local_entries(
+    storage: Path, folders: Iterable[str], progress: Callable[[int], None] | None = None
+) -> list[FileEntry]:
     """Every file under storage/<folder> (temporary `.tmp` files excluded), hashed."""
     storage = Path(storage)
     if not storage.is_dir():
@@ -168,8 +176,10 @@ def local_entries(storage: Path, folders: Iterable[str], progress: Callable[[int
     for folder in folders:
         root = storage / folder
         if not root.is_dir():
-            raise FileNotFoundError(f"{root}: selected folder does not exist (have: "
-                                    f"{sorted(p.name for p in storage.iterdir() if p.is_dir())})")
+            raise FileNotFoundError(
+                f"{root}: selected folder does not exist (have: "
+                f"{sorted(p.name for p in storage.iterdir() if p.is_dir())})"
+            )
         for p in sorted(root.rglob("*")):
             if p.is_file() and not p.name.endswith(".tmp"):
                 entries.append(FileEntry(p.relative_to(storage).as_posix(), p.stat().st_size, sha256_file(p)))
@@ -188,20 +198,30 @@ def read_manifest(backend: StorageBackend) -> dict[str, FileEntry]:
         files = data["files"]
         return {rel: FileEntry(rel, int(v["size"]), str(v["sha256"])) for rel, v in files.items()}
     except (json.JSONDecodeError, KeyError, TypeError, ValueError) as err:
-        raise ValueError(f"{where}: corrupted manifest ({err}); remove it to re-upload everything, or repair it") from err
+        raise ValueError(
+            f"{where}: corrupted manifest ({err}); remove it to re-upload everything, or repair it"
+        ) from err
 
 
 def check_not_stale(backend: StorageBackend, manifest: dict[str, FileEntry]) -> None:
     """Every manifest entry must exist remotely with its recorded size."""
-    stale = [f"{rel} (manifest {e.size} B, remote {backend.size(rel)})" for rel, e in manifest.items()
-             if backend.size(rel) != e.size]
+    stale = [
+        f"{rel} (manifest {e.size} B, remote {backend.size(rel)})"
+        for rel, e in manifest.items()
+        if backend.size(rel) != e.size
+    ]
     if stale:
-        raise ValueError(f"{backend.name}/{MANIFEST}: stale manifest, {len(stale)} entr(y/ies) do not match the "
-                         f"destination: {stale[:5]}; remove the manifest to re-verify everything")
+        raise ValueError(
+            f"{backend.name}/{MANIFEST}: stale manifest, {len(stale)} entr(y/ies) do not match the "
+            f"destination: {stale[:5]}; remove the manifest to re-verify everything"
+        )
 
 
 def write_manifest(backend: StorageBackend, manifest: dict[str, FileEntry]) -> None:
-    data = {"format_version": 1, "files": {rel: {"size": e.size, "sha256": e.sha256} for rel, e in sorted(manifest.items())}}
+    data = {
+        "format_version": 1,
+        "files": {rel: {"size": e.size, "sha256": e.sha256} for rel, e in sorted(manifest.items())},
+    }
     backend.write_text(MANIFEST, json.dumps(data, indent=1) + "\n")
 
 
@@ -212,15 +232,23 @@ def plan(entries: list[FileEntry], manifest: dict[str, FileEntry]) -> SyncPlan:
     return p
 
 
-def sync(storage: Path, backend: StorageBackend, folders: Iterable[str], dry_run: bool = False,
-         progress: Callable[[int], None] | None = None, log: Callable[[str], None] = print) -> SyncPlan:
+def sync(
+    storage: Path,
+    backend: StorageBackend,
+    folders: Iterable[str],
+    dry_run: bool = False,
+    progress: Callable[[int], None] | None = None,
+    log: Callable[[str], None] = print,
+) -> SyncPlan:
     """Upload what changed; returns the plan that was (or, with dry_run, would be) carried out."""
     entries = local_entries(storage, folders)
     manifest = read_manifest(backend)
     check_not_stale(backend, manifest)
     the_plan = plan(entries, manifest)
-    log(f"{len(the_plan.upload)} file(s) to upload ({the_plan.bytes_to_upload / 1e6:.1f} MB), "
-        f"{len(the_plan.unchanged)} unchanged, destination {backend.name}")
+    log(
+        f"{len(the_plan.upload)} file(s) to upload ({the_plan.bytes_to_upload / 1e6:.1f} MB), "
+        f"{len(the_plan.unchanged)} unchanged, destination {backend.name}"
+    )
     if dry_run:
         for e in the_plan.upload:
             log(f"  upload {e.path} ({e.size} B)")
@@ -231,8 +259,10 @@ def sync(storage: Path, backend: StorageBackend, folders: Iterable[str], dry_run
         remote_sha = backend.sha256(tmp)
         if backend.size(tmp) != e.size or (remote_sha is not None and remote_sha != e.sha256):
             backend.delete(tmp)
-            raise OSError(f"{backend.name}/{e.path}: verification failed after upload (size "
-                          f"{backend.size(tmp)} vs {e.size}, sha256 {remote_sha} vs {e.sha256}); nothing recorded")
+            raise OSError(
+                f"{backend.name}/{e.path}: verification failed after upload (size "
+                f"{backend.size(tmp)} vs {e.size}, sha256 {remote_sha} vs {e.sha256}); nothing recorded"
+            )
         backend.rename(tmp, e.path)
         manifest[e.path] = e
         write_manifest(backend, manifest)  # after every file: an interrupted sync resumes here

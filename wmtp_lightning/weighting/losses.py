@@ -40,8 +40,9 @@ def mtp_targets(labels: torch.Tensor, n_heads: int) -> torch.Tensor:
 def token_ce(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
     """Per-position cross entropy, 0 where target == -100.  logits (..., V), targets (...) -> (...)."""
     V = logits.shape[-1]
-    ce = F.cross_entropy(logits.reshape(-1, V).float(), targets.reshape(-1), ignore_index=IGNORE_INDEX,
-                         reduction="none")
+    ce = F.cross_entropy(
+        logits.reshape(-1, V).float(), targets.reshape(-1), ignore_index=IGNORE_INDEX, reduction="none"
+    )
     return ce.view(targets.shape)
 
 
@@ -65,9 +66,13 @@ def head_weights(w: torch.Tensor, n_heads: int) -> torch.Tensor:
     return out
 
 
-def weighted_mtp_loss(ce: torch.Tensor, valid: torch.Tensor, weights: torch.Tensor | None = None,
-                      normalize: Normalize = "token",
-                      head_coefs: Sequence[float] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+def weighted_mtp_loss(
+    ce: torch.Tensor,
+    valid: torch.Tensor,
+    weights: torch.Tensor | None = None,
+    normalize: Normalize = "token",
+    head_coefs: Sequence[float] | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Weighted MTP loss.
 
         L_k = Σ_{b,t} W[b,t,k]·CE[b,t,k]·valid / D_k,   D_k = Σ valid ("token") or Σ W·valid ("weight")

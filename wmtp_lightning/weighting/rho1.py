@@ -27,7 +27,9 @@ def ce_at_tokens(ce_pos: torch.Tensor, k: int = 1) -> torch.Tensor:
 
 
 @torch.no_grad()
-def rho1_token_scores(ce_policy_tok: torch.Tensor, ce_ref_tok: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def rho1_token_scores(
+    ce_policy_tok: torch.Tensor, ce_ref_tok: torch.Tensor, labels: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Token-indexed excess loss (B, L) and its mask (response tokens)."""
     mask = labels != IGNORE_INDEX
     return (ce_policy_tok.detach() - ce_ref_tok.detach()) * mask, mask
@@ -60,6 +62,7 @@ def topk_mask(scores: torch.Tensor, mask: torch.Tensor, ratio: float) -> torch.T
 
 
 @torch.no_grad()
-def soft_weights(scores: torch.Tensor, mask: torch.Tensor, beta: float = 1.0, min_weight: float = 0.1,
-                 max_weight: float = 5.0) -> torch.Tensor:
+def soft_weights(
+    scores: torch.Tensor, mask: torch.Tensor, beta: float = 1.0, min_weight: float = 0.1, max_weight: float = 5.0
+) -> torch.Tensor:
     return torch.exp(scores.float() / beta).clamp(min_weight, max_weight) * mask

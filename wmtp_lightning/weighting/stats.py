@@ -11,13 +11,18 @@ def masked_stats(x: torch.Tensor, mask: torch.Tensor, prefix: str) -> dict[str, 
     v = x[mask.bool()].float()
     if v.numel() == 0:
         return {}
-    return {f"{prefix}_mean": v.mean(), f"{prefix}_std": v.std(unbiased=False), f"{prefix}_min": v.min(),
-            f"{prefix}_max": v.max()}
+    return {
+        f"{prefix}_mean": v.mean(),
+        f"{prefix}_std": v.std(unbiased=False),
+        f"{prefix}_min": v.min(),
+        f"{prefix}_max": v.max(),
+    }
 
 
 @torch.no_grad()
-def weight_stats(w: torch.Tensor, mask: torch.Tensor, min_weight: float, max_weight: float,
-                 prefix: str = "weight") -> dict[str, torch.Tensor]:
+def weight_stats(
+    w: torch.Tensor, mask: torch.Tensor, min_weight: float, max_weight: float, prefix: str = "weight"
+) -> dict[str, torch.Tensor]:
     """`masked_stats` plus the fraction of weights sitting on a clamp bound."""
     out = masked_stats(w, mask, prefix)
     v = w[mask.bool()].float()

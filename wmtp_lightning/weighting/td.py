@@ -20,8 +20,9 @@ import torch
 from wmtp_lightning.weighting.losses import IGNORE_INDEX, head_weights, mtp_targets, response_bounds
 
 
-def td_errors(values: torch.Tensor, labels: torch.Tensor, reward: torch.Tensor,
-              gamma: float = 1.0) -> tuple[torch.Tensor, torch.Tensor]:
+def td_errors(
+    values: torch.Tensor, labels: torch.Tensor, reward: torch.Tensor, gamma: float = 1.0
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Sequence-terminal TD errors, token-indexed.
 
     values (B, L) float, labels (B, L), reward (B,) -> (δ (B, L), response mask (B, L) bool).
@@ -38,8 +39,9 @@ def td_errors(values: torch.Tensor, labels: torch.Tensor, reward: torch.Tensor,
     return delta * mask, mask
 
 
-def td_errors_horizon(values: torch.Tensor, labels: torch.Tensor, reward: torch.Tensor, n_heads: int,
-                      gamma: float = 1.0) -> tuple[torch.Tensor, torch.Tensor]:
+def td_errors_horizon(
+    values: torch.Tensor, labels: torch.Tensor, reward: torch.Tensor, n_heads: int, gamma: float = 1.0
+) -> tuple[torch.Tensor, torch.Tensor]:
     """The seed's `horizon` variant, position-indexed per head (B, L, H).
 
     Heads k < H use the sequence TD error of their target token x_{t+k}; head H treats its own
@@ -51,15 +53,16 @@ def td_errors_horizon(values: torch.Tensor, labels: torch.Tensor, reward: torch.
     valid = mtp_targets(labels, n_heads) != IGNORE_INDEX
     H = n_heads
     v_window = torch.zeros_like(values)
-    if H - 1 < values.shape[1]:
+    if values.shape[1] > H - 1:
         v_window[:, : values.shape[1] - (H - 1)] = values[:, H - 1 :]  # V_{t+H-1}
     delta[..., H - 1] = reward[:, None].to(values.dtype) - v_window
     return delta * valid, valid
 
 
 @torch.no_grad()
-def td_weights(delta: torch.Tensor, mask: torch.Tensor, beta: float = 0.9, min_weight: float = 0.1,
-               max_weight: float = 5.0) -> torch.Tensor:
+def td_weights(
+    delta: torch.Tensor, mask: torch.Tensor, beta: float = 0.9, min_weight: float = 0.1, max_weight: float = 5.0
+) -> torch.Tensor:
     """w = clamp(exp(δ/β), min, max) on masked-in entries, 0 elsewhere; never carries gradient."""
     if beta <= 0:
         raise ValueError(f"beta must be > 0, got {beta}")

@@ -31,7 +31,9 @@ def value_state_mask(labels: torch.Tensor) -> torch.Tensor:
     return (pos >= (first - 1)[:, None]) & (pos <= (last - 1)[:, None]) & has[:, None]
 
 
-def mc_value_targets(labels: torch.Tensor, reward: torch.Tensor, gamma: float = 1.0) -> tuple[torch.Tensor, torch.Tensor]:
+def mc_value_targets(
+    labels: torch.Tensor, reward: torch.Tensor, gamma: float = 1.0
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Monte-Carlo targets G_t = γ^(T−1−t)·R on the state mask. Returns (G (B, L), mask (B, L))."""
     mask = value_state_mask(labels)
     _, last, _ = response_bounds(labels)
@@ -42,8 +44,9 @@ def mc_value_targets(labels: torch.Tensor, reward: torch.Tensor, gamma: float = 
 
 
 @torch.no_grad()
-def td_lambda_value_targets(values: torch.Tensor, labels: torch.Tensor, reward: torch.Tensor, gamma: float = 1.0,
-                            lam: float = 0.95) -> tuple[torch.Tensor, torch.Tensor]:
+def td_lambda_value_targets(
+    values: torch.Tensor, labels: torch.Tensor, reward: torch.Tensor, gamma: float = 1.0, lam: float = 0.95
+) -> tuple[torch.Tensor, torch.Tensor]:
     """TD(λ) targets with stop-gradient bootstrap (backward recursion over positions)."""
     mask = value_state_mask(labels)
     _, last, _ = response_bounds(labels)
@@ -60,10 +63,17 @@ def td_lambda_value_targets(values: torch.Tensor, labels: torch.Tensor, reward: 
     return G * mask, mask
 
 
-def clipped_value_loss(v: torch.Tensor, v_anchor: torch.Tensor, target: torch.Tensor, mask: torch.Tensor,
-                       clip: float | None = 0.2, kind: Literal["mse", "huber"] = "mse",
-                       huber_delta: float = 1.0) -> torch.Tensor:
+def clipped_value_loss(
+    v: torch.Tensor,
+    v_anchor: torch.Tensor,
+    target: torch.Tensor,
+    mask: torch.Tensor,
+    clip: float | None = 0.2,
+    kind: Literal["mse", "huber"] = "mse",
+    huber_delta: float = 1.0,
+) -> torch.Tensor:
     """Mean over masked states of the clipped loss above. `clip=None` disables clipping."""
+
     def err(x: torch.Tensor) -> torch.Tensor:
         if kind == "mse":
             return 0.5 * (x - target) ** 2
