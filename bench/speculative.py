@@ -70,7 +70,9 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--batch", type=int, default=8)
     ap.add_argument("--lr", type=float, default=2e-3)
     ap.add_argument("--heads", type=int, default=4)
-    ap.add_argument("--trunk", type=int, default=8, help="trunk blocks (Meta's 7B_1T_4 has 29 for 4 heads)")
+    ap.add_argument("--trunk", type=int, default=16, help="trunk blocks (Meta's 7B_1T_4 has 29 for its 4 heads)")
+    ap.add_argument("--save", help="save the trained model as a bundle here (to re-measure with --load)")
+    ap.add_argument("--load", help="skip training: measure this bundle (made with --save)")
     ap.add_argument("--new-tokens", type=int, default=128)
     ap.add_argument("--prompts", type=int, default=34)
     ap.add_argument("--threads", type=int, default=torch.get_num_threads())
@@ -82,14 +84,25 @@ def main(argv: list[str] | None = None) -> dict:
 
     from wmtp_lightning.data.collate import PROMPT_NO_INPUT, PROMPT_WITH_INPUT
     from wmtp_lightning.data.local_problems import corpus_text
+    from wmtp_lightning.models.bundle import bundle_tokenizer, load_bundle, save_bundle
 
-    with tempfile.TemporaryDirectory() as tmp:
-        (Path(tmp) / "c.txt").write_text(corpus_text() + PROMPT_WITH_INPUT + PROMPT_NO_INPUT)
-        tok = Tokenizer(train_sentencepiece(Path(tmp) / "c.txt", Path(tmp) / "t", 1024))
-    model = from_scratch(micro_args(tok.vocab_size, a.heads, trunk_layers=a.trunk), a.seed)
-    t0 = time.monotonic()
-    losses = train(model, tok, a.steps, a.batch, a.lr, a.seed)
-    train_s = time.monotonic() - t0
+    losses, train_s = [float("nan")], 0.0
+    if a.load:
+        model = load_bundle(a.load)
+        tok = bundle_tokenizer(a.load, model.args)
+    else:
+        with tempfile.TemporaryDirectory() as tmp:
+            (Path(tmp) / "c.txt").write_text(corpus_text() + PROMPT_WITH_INPUT + PROMPT_NO_INPUT)
+            tok_path = train_sentencepiece(Path(tmp) / "c.txt", Path(tmp) / "t", 1024)
+            tok = Tokenizer(tok_path)
+            model = from_scratch(micro_args(tok.vocab_size, a.heads, trunk_layers=a.trunk), a.seed)
+            t0 = time.monotonic()
+            losses = train(model, tok, a.steps, a.batch, a.lr, a.seed)
+            train_s = time.monotonic() - t0
+            if a.save:
+                save_bundle(
+                    model, a.save, tokenizer=tok_path, source={"kind": "bench/speculative.py", "steps": a.steps}
+                )
     model.eval()
     # Prompts: problem statements it was trained on; it writes the (memorised) solution.
     from wmtp_lightning.data.collate import build_prompt
@@ -109,7 +122,7 @@ def main(argv: list[str] | None = None) -> dict:
     n_tokens = sum(map(len, plain))
     result = {
         "machine": f"{platform.machine()} {platform.system()}, torch {torch.__version__}, {a.threads} threads",
-        "model": f"micro: dim {model.args.dim}, {model.args.n_trunk_layers} trunk + {a.heads} heads, "
+        "model": f"micro: dim {model.args.dim}, {model.args.n_trunk_layers} trunk + {model.args.n_future_tokens} heads, "
         f"vocab {tok.vocab_size}, {model.num_params() / 1e6:.1f} M params",
         "train_steps": a.steps,
         "train_seconds": round(train_s, 1),

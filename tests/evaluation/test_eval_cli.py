@@ -88,3 +88,32 @@ def test_eval_input_errors(tmp_path, tiny_bundle):
                 str(tmp_path / "none.jsonl"),
             ]
         )
+
+
+def test_wmtp_predict_writes_samples_that_score(tmp_path, tiny_bundle, capsys):
+    from tests.conftest import load_script
+
+    main(
+        [
+            "predict",
+            "--config",
+            str(ROOT / "configs" / "eval" / "local.yaml"),
+            "--model.init_args.model",
+            str(tiny_bundle),
+            "--trainer.default_root_dir",
+            str(tmp_path),
+            "--trainer.enable_progress_bar",
+            "false",
+            "--data.init_args.max_new_tokens",
+            "16",
+            "--data.init_args.n_samples",
+            "2",
+        ]
+    )
+    samples = tmp_path / "predict" / "local_samples.rank0.jsonl"
+    rows = [json.loads(x) for x in samples.read_text().splitlines()]
+    assert len(rows) == 8 and all(set(r) == {"task_id", "completion"} for r in rows)
+    summary = load_script("score_samples")["main"](
+        ["--benchmark", "local", "--samples", str(samples), "--k", "1,2", "--workers", "2", "--timeout", "3"]
+    )
+    assert summary["n_samples"] == 8 and 0.0 <= summary["pass@2"] <= 1.0

@@ -33,3 +33,19 @@ def test_train_small_tokenizer_round_trips_code(tmp_path):
     assert tok.bos_id == 1 and tok.eos_id == 2
     text = "def mul(x, y):\n\treturn x * y  # ünïcode\n"
     assert tok.decode(tok.encode(text)) == text  # byte fallback: anything encodes
+
+
+def test_tokenizer_without_eos_is_refused(tmp_path):
+    import sentencepiece as spm
+
+    (tmp_path / "c.txt").write_text("print(1)\n" * 100)
+    spm.SentencePieceTrainer.train(
+        input=str(tmp_path / "c.txt"),
+        model_prefix=str(tmp_path / "noeos"),
+        vocab_size=40,
+        eos_id=-1,
+        minloglevel=2,
+        hard_vocab_limit=False,
+    )
+    with pytest.raises(ValueError, match="has no EOS piece"):
+        Tokenizer(tmp_path / "noeos.model")

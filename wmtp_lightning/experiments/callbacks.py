@@ -136,7 +136,7 @@ class MLflowSaveConfig(SaveConfigCallback):
             folder = Path(trainer.default_root_dir) / getattr(pl_module, "run_label", "run")
             folder.mkdir(parents=True, exist_ok=True)
             path = folder / "config.yaml"
-            self.parser.save(self.config, path, skip_none=False, overwrite=True, multifile=False)
+            self.parser.save(self.config, path, overwrite=True, multifile=False)
             mlf = mlflow_logger(trainer)
             if mlf is not None:
                 mlf.experiment.log_artifact(mlf.run_id, str(path))
