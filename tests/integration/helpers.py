@@ -63,3 +63,14 @@ def run(args: list[str], timeout: float, **env: str) -> subprocess.CompletedProc
     if proc.returncode != 0:
         raise AssertionError(f"exit {proc.returncode}: {args}\n{out[-6000:]}")
     return subprocess.CompletedProcess(args, proc.returncode, out, "")
+
+
+def fit_args(configs: list[str], root, bundle, data, tokenizer, steps: int | None = None, *extra: str) -> list[str]:
+    """`python -m wmtp_lightning.cli fit ...` arguments for a short run on test fixtures."""
+    args = ["-m", "wmtp_lightning.cli", "fit"] + [x for c in configs for x in ("--config", c)]
+    args += ["--model.init_args.model", str(bundle), "--data.init_args.data_dir", str(data)]
+    args += ["--data.init_args.tokenizer", str(tokenizer), "--trainer.default_root_dir", str(root)]
+    if steps is not None:
+        args += ["--trainer.max_steps", str(steps), "--trainer.val_check_interval", str(steps)]
+        args += ["--trainer.limit_val_batches", "1", "--trainer.enable_progress_bar", "false"]
+    return [*args, *extra]

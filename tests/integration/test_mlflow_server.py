@@ -5,45 +5,20 @@ from __future__ import annotations
 import mlflow
 import pytest
 
-from tests.integration.helpers import run
+from tests.integration.helpers import fit_args, run
 
 pytestmark = pytest.mark.slow
 
 
 def train_against(url, root, bundle, data, tok, experiment="server-test"):
-    return run(
-        [
-            "-m",
-            "wmtp_lightning.cli",
-            "fit",
-            "--config",
-            "configs/verifiable.yaml",
-            "--config",
-            "configs/local.yaml",
-            "--model.init_args.model",
-            str(bundle),
-            "--data.init_args.data_dir",
-            str(data),
-            "--data.init_args.tokenizer",
-            str(tok),
-            "--trainer.default_root_dir",
-            str(root),
-            "--trainer.max_steps",
-            "4",
-            "--trainer.val_check_interval",
-            "4",
-            "--trainer.limit_val_batches",
-            "1",
-            "--trainer.logger.init_args.experiment_name",
-            experiment,
-            "--trainer.callbacks+=wmtp_lightning.experiments.callbacks.WeightPlots",
-            "--trainer.callbacks.every_n_steps=2",
-            "--trainer.enable_progress_bar",
-            "false",
-        ],
-        timeout=300,
-        MLFLOW_TRACKING_URI=url,
-    )
+    extra = [
+        "--trainer.logger.init_args.experiment_name",
+        experiment,
+        "--trainer.callbacks+=wmtp_lightning.experiments.callbacks.WeightPlots",
+        "--trainer.callbacks.every_n_steps=2",
+    ]
+    args = fit_args(["configs/verifiable.yaml", "configs/local.yaml"], root, bundle, data, tok, 4, *extra)
+    return run(args, timeout=300, MLFLOW_TRACKING_URI=url)
 
 
 def test_run_is_readable_through_the_client(tmp_path, mlflow_server, tiny_bundle, local_dataset, micro_tokenizer_path):

@@ -9,35 +9,16 @@ import nbformat
 import pytest
 from nbclient import NotebookClient
 
-from tests.integration.helpers import ROOT, run
+from tests.integration.helpers import ROOT, fit_args, run
 
 pytestmark = pytest.mark.slow
 
 
 def test_notebook_executes(tmp_path, tiny_bundle, tiny_ref_bundle, local_dataset, micro_tokenizer_path):
     db = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    common = [
-        "--config",
-        "configs/local.yaml",
-        "--model.init_args.model",
-        str(tiny_bundle),
-        "--data.init_args.data_dir",
-        str(local_dataset),
-        "--data.init_args.tokenizer",
-        str(micro_tokenizer_path),
-        "--trainer.default_root_dir",
-        str(tmp_path),
-        "--trainer.max_steps",
-        "4",
-        "--trainer.val_check_interval",
-        "4",
-        "--trainer.limit_val_batches",
-        "1",
-        "--trainer.enable_progress_bar",
-        "false",
-    ]
     for cfg in ("configs/verifiable_stage1.yaml", "configs/verifiable.yaml"):
-        run(["-m", "wmtp_lightning.cli", "fit", "--config", cfg, *common], timeout=300, MLFLOW_TRACKING_URI=db)
+        args = fit_args([cfg, "configs/local.yaml"], tmp_path, tiny_bundle, local_dataset, micro_tokenizer_path, 4)
+        run(args, timeout=300, MLFLOW_TRACKING_URI=db)
     nb = nbformat.read(ROOT / "notebooks" / "analyze_weights.ipynb", as_version=4)
     env = {
         "MLFLOW_TRACKING_URI": db,

@@ -11,7 +11,7 @@ import time
 import pytest
 import torch
 
-from tests.integration.helpers import ROOT, clean_env, run
+from tests.integration.helpers import ROOT, clean_env, fit_args, run
 from wmtp_lightning.models import load_bundle
 from wmtp_lightning.models.value_head import ValueHead
 
@@ -19,21 +19,7 @@ pytestmark = pytest.mark.slow
 
 
 def args(root, bundle, data, tok):
-    return [
-        "-m",
-        "wmtp_lightning.cli",
-        "fit",
-        "--config",
-        "tests/conf/resume.yaml",
-        "--model.init_args.model",
-        str(bundle),
-        "--data.init_args.data_dir",
-        str(data),
-        "--data.init_args.tokenizer",
-        str(tok),
-        "--trainer.default_root_dir",
-        str(root),
-    ]
+    return fit_args(["tests/conf/resume.yaml"], root, bundle, data, tok)
 
 
 def test_sigkill_then_resume_gives_the_same_weights(tmp_path, tiny_bundle, local_dataset, micro_tokenizer_path):

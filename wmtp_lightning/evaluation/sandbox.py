@@ -16,15 +16,19 @@ Two ways to judge a program:
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import json
 import os
+import queue
 import secrets
+import select
 import shutil
 import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -105,87 +109,125 @@ def _last_error_line(stderr: str) -> str:
     return lines[-1][:200] if lines else ""
 
 
+class _Server:
+    """One fork server (`_sandbox_child.py`): a warm interpreter that forks a child per program."""
+
+    def __init__(self) -> None:
+        home = tempfile.gettempdir()
+        self.proc = subprocess.Popen(
+            [sys.executable, "-I", "-B", str(CHILD)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            env=_clean_env(home),
+            cwd=home,
+            text=True,
+            bufsize=1,
+            start_new_session=True,
+        )
+
+    def run(self, request: dict, wait_s: float) -> dict:
+        assert self.proc.stdin is not None and self.proc.stdout is not None
+        self.proc.stdin.write(json.dumps(request) + "\n")
+        self.proc.stdin.flush()
+        ready, _, _ = select.select([self.proc.stdout], [], [], wait_s)
+        line = self.proc.stdout.readline() if ready else ""
+        if not line:
+            self.close()
+            raise RuntimeError("sandbox server did not answer")
+        return json.loads(line)
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def close(self) -> None:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        self.proc.wait()
+
+
+_IDLE: queue.SimpleQueue = queue.SimpleQueue()  # idle servers, one per concurrent worker at most
+_ALL: list[_Server] = []
+_LOCK = threading.Lock()
+
+
+def _acquire() -> _Server:
+    while True:
+        try:
+            server = _IDLE.get_nowait()
+        except queue.Empty:
+            server = _Server()
+            with _LOCK:
+                _ALL.append(server)
+        if server.alive():
+            return server
+
+
+@atexit.register
+def _shutdown() -> None:
+    for server in _ALL:
+        server.close()
+
+
 def execute(
     program: str, *, stdin: str = "", limits: SandboxLimits = SandboxLimits(), allow_exit: bool = False
 ) -> ExecResult:
     """Run `program` once in the sandbox and report whether it ran to its end."""
     workdir = tempfile.mkdtemp(prefix="wmtp-sbx-")
+    io_dir = Path(tempfile.mkdtemp(prefix="wmtp-io-"))  # outside the program's directory: read-only to it
     start = time.monotonic()
     try:
         wd = Path(workdir)
         (wd / "program.py").write_text(program)
-        (wd / "stdin.txt").write_text(stdin)
-        if os.geteuid() == 0:  # the child drops to `nobody`: let it use its own directory
-            for p in (wd, wd / "program.py", wd / "stdin.txt"):
+        (io_dir / "stdin.txt").write_text(stdin)
+        for name in ("stdout.txt", "stderr.txt"):
+            (io_dir / name).touch()
+        if os.geteuid() == 0:  # the child may drop to `nobody`: let it use its own files
+            for p in (wd, wd / "program.py", io_dir / "stdout.txt", io_dir / "stderr.txt"):
                 os.chown(p, NOBODY, NOBODY)
-        token = secrets.token_hex(16)
-        cfg = {
-            "token": token,
+        request = {
+            "token": secrets.token_hex(16),
             "program": str(wd / "program.py"),
+            "workdir": workdir,
             "allow_exit": allow_exit,
+            "timeout_s": limits.timeout_s,
             "cpu_s": limits.cpu_s or int(limits.timeout_s) + 1,
             "memory_mb": limits.memory_mb,
             "file_size_mb": limits.file_size_mb,
             "max_processes": limits.max_processes,
+            "stdin": str(io_dir / "stdin.txt"),
+            "stdout": str(io_dir / "stdout.txt"),
+            "stderr": str(io_dir / "stderr.txt"),
         }
-        r_fd, w_fd = os.pipe()
-        os.write(w_fd, json.dumps(cfg).encode())
-        os.close(w_fd)
-        out_path, err_path = (
-            Path(tempfile.mkstemp(prefix="wmtp-out-")[1]),
-            Path(tempfile.mkstemp(prefix="wmtp-err-")[1]),
-        )
-        timed_out = False
+        server = _acquire()
         try:
-            with open(wd / "stdin.txt", "rb") as fin, open(out_path, "wb") as fout, open(err_path, "wb") as ferr:
-                proc = subprocess.Popen(
-                    [sys.executable, "-I", "-B", str(CHILD), str(r_fd)],
-                    cwd=workdir,
-                    stdin=fin,
-                    stdout=fout,
-                    stderr=ferr,
-                    env=_clean_env(workdir),
-                    pass_fds=(r_fd,),
-                    start_new_session=True,
-                )
-                os.close(r_fd)
-                try:
-                    proc.wait(timeout=limits.timeout_s)
-                except subprocess.TimeoutExpired:
-                    timed_out = True
-                finally:
-                    _kill_group(proc)
-            stdout_raw = _read_truncated(out_path, limits.output_limit + 64)
-            stderr = _read_truncated(err_path, limits.output_limit)
+            answer = server.run(request, limits.timeout_s + 30)
         finally:
-            out_path.unlink(missing_ok=True)
-            err_path.unlink(missing_ok=True)
+            if server.alive():
+                _IDLE.put(server)
+        stdout_raw = _read_truncated(io_dir / "stdout.txt", limits.output_limit + 64)
+        stderr = _read_truncated(io_dir / "stderr.txt", limits.output_limit)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
+        shutil.rmtree(io_dir, ignore_errors=True)
     duration = time.monotonic() - start
-    finished = not timed_out and proc.returncode == 0 and stdout_raw.rstrip().endswith(token)
+    token, rc, timed_out = request["token"], answer["returncode"], answer["timed_out"]
+    finished = not timed_out and rc == 0 and stdout_raw.rstrip().endswith(token)
     stdout = stdout_raw.rstrip()[: -len(token)].rstrip("\n") if finished else stdout_raw
     stdout = stdout[: limits.output_limit]
     if finished:
         return ExecResult("passed", "passed", True, 0, stdout, stderr, duration)
     if timed_out:
         return ExecResult("timed out", "timed out", False, None, stdout, stderr, duration)
-    rc = proc.returncode
     if rc is not None and rc < 0:
-        reason = f"killed by signal {signal.Signals(-rc).name}"
         if -rc == signal.SIGXCPU:
             return ExecResult("timed out", "timed out", False, rc, stdout, stderr, duration)
+        reason = f"killed by signal {signal.Signals(-rc).name}"
     elif rc == 0:
         reason = "program exited before running to its end"
     else:
         reason = _last_error_line(stderr) or f"exit code {rc}"
     return ExecResult("failed", f"failed: {reason}", False, rc, stdout, stderr, duration)
-
-
-def _kill_group(proc: subprocess.Popen) -> None:
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait()
 
 
 def run_tests(program: str, limits: SandboxLimits = SandboxLimits()) -> ExecResult:
