@@ -71,6 +71,11 @@ def generate(path: Path, n: int, mean_bytes: int, seed: int = 0) -> None:
 
 
 def peak_rss_mb() -> float:
+    """This process's own peak RSS (VmHWM). ru_maxrss would include the parent's peak: Linux
+    carries it over fork."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
@@ -97,6 +102,7 @@ def child_index(path: str, n_select: int) -> dict:
 def child_datamodule(folder: str, tokenizer: str, n_select: int) -> dict:
     from wmtp_lightning.data import WMTPDataModule
 
+    imports_mb = peak_rss_mb()  # torch + Lightning alone, before any data is touched
     t = time.perf_counter()
     dm = WMTPDataModule(
         folder,
@@ -111,7 +117,13 @@ def child_datamodule(folder: str, tokenizer: str, n_select: int) -> dict:
     )
     dm.setup("fit")
     next(iter(dm.train_dataloader()))
-    return {"setup_s": time.perf_counter() - t, "peak_rss_mb": peak_rss_mb()}
+    peak = peak_rss_mb()
+    return {
+        "setup_s": time.perf_counter() - t,
+        "peak_rss_mb": peak,
+        "imports_rss_mb": imports_mb,
+        "setup_increase_mb": peak - imports_mb,
+    }
 
 
 def child_seed(path: str, n_select: int) -> dict:

@@ -176,8 +176,9 @@ class WMTPDataModule(pl.LightningDataModule):
         if stage in (None, "fit", "validate") and self.val_lines is None:
             path = folder / f"{h.val_split}.jsonl"
             index = load_index(path)
-            pool = np.arange(len(index)) if h.val_sampling == "all" else np.flatnonzero(index["is_correct"])
-            lines = np.sort(np.random.default_rng(h.seed).permutation(pool)[: h.val_samples])
+            pool = len(index) if h.val_sampling == "all" else np.flatnonzero(index["is_correct"])
+            size = min(h.val_samples, pool if isinstance(pool, int) else len(pool))
+            lines = np.sort(np.random.default_rng(h.seed).choice(pool, size=size, replace=False))  # O(size) memory
             self.val_ds = IndexedJsonlDataset(path, index, h.skip_bad_lines)
             if h.validate != "none":
                 self.bad_lines += self._check_lines(self.val_ds, lines)

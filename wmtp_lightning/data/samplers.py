@@ -54,10 +54,10 @@ DEFAULT_SCHEDULE: tuple[Phase, ...] = (
 
 def difficulty_values(index: np.ndarray, field_name: str = "difficulty") -> np.ndarray:
     """The per-line value bins are defined over: the enum, or the Codeforces rating."""
-    if field_name == "difficulty":
-        return index["difficulty"].astype(np.int64)
+    if field_name == "difficulty":  # int16 keeps 3.7 M values at 7 MB (ratings reach 25500 at most)
+        return index["difficulty"].astype(np.int16)
     if field_name == "cf_rating":
-        return index["rating"].astype(np.int64) * 100
+        return index["rating"].astype(np.int16) * 100
     raise ValueError(f"difficulty_field must be 'difficulty' or 'cf_rating', got {field_name!r}")
 
 
@@ -97,7 +97,7 @@ def _pool(index: np.ndarray, correct: bool | None, values: np.ndarray, rng_lohi:
         mask &= index["is_correct"].astype(bool) == correct
     if rng_lohi is not None:
         mask &= (values >= rng_lohi[0]) & (values <= rng_lohi[1])
-    return np.flatnonzero(mask)
+    return np.flatnonzero(mask).astype(np.int32)  # line numbers: 4 bytes each is enough for 2^31 lines
 
 
 def select_correct(
