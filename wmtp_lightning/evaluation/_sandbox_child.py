@@ -125,6 +125,18 @@ def _guard(workdir: str) -> None:
 
     builtins.open = guarded_open
     io.open = guarded_open
+
+    class GuardedFileIO(io.FileIO):
+        def __init__(self, file, mode="r", *args, **kwargs):
+            if isinstance(file, (str, bytes, os.PathLike)) and any(c in mode for c in "wax+"):
+                path = os.path.realpath(os.fsdecode(file))
+                if not (path == root or path.startswith(root + os.sep)):
+                    raise PermissionError(f"sandbox: writing outside the working directory is not allowed: {path}")
+            super().__init__(file, mode, *args, **kwargs)
+
+    import _io
+
+    io.FileIO = _io.FileIO = GuardedFileIO  # the raw class too, for when no read-only mount could be made
     real_os_open = os.open
 
     def guarded_os_open(path, flags, *args, **kwargs):
