@@ -11,7 +11,7 @@ import pytest
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
-SHARED = ROOT.parent / "shared" / "data"
+SHARED = Path(os.environ.get("WMTP_SHARED_DATA", ROOT.parent / "shared" / "data"))  # ../shared/data by default
 LLAMA_TOKENIZER = SHARED / "tokenizer" / "llama" / "tokenizer.model"
 HUMANEVAL = SHARED / "eval" / "humaneval" / "HumanEval.jsonl.gz"
 MBPP = SHARED / "eval" / "mbpp" / "mbpp.jsonl"
@@ -24,7 +24,9 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 def require(path: Path) -> Path:
     """Shared data is part of this workplace; a missing file is a broken checkout, not a skip."""
     if not path.exists():
-        pytest.fail(f"shared test data missing: {path} (tests read ../shared/data next to the repository)")
+        pytest.fail(
+            f"shared test data missing: {path} (tests read ../shared/data next to the repository, or WMTP_SHARED_DATA)"
+        )
     return path
 
 
