@@ -36,7 +36,8 @@ class ExportBundle(pl.Callback):
     """At the end of `fit`, write the policy as a bundle (+ the value head, if any) and log it to MLflow.
 
     Args:
-        dirpath: output folder; default `<trainer.default_root_dir>/export`.
+        dirpath: output folder; `wmtp` sets `<default_root_dir>/<experiment>/export`, else
+            `<default_root_dir>/export`.
         dtype: dtype of the exported weights (default: as trained).
     """
 
