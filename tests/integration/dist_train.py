@@ -1,6 +1,6 @@
 """Run a short 2-process CPU training (launched by test_distributed.py, never by pytest itself).
 
-    python tests/integration/dist_train.py STRATEGY OUT_DIR BUNDLE DATA_DIR TOKENIZER
+    python tests/integration/dist_train.py STRATEGY OUT_DIR BUNDLE DATA_DIR TOKENIZER [sequential]
 
 STRATEGY is "ddp" or "fsdp2" (Lightning ModelParallelStrategy with fully_shard in configure_model).
 Each rank writes the dataset lines it trained on and its losses to OUT_DIR/rank{r}.json.
@@ -33,6 +33,7 @@ class Record(pl.Callback):
 
 def main() -> None:
     strategy_name, out, bundle, data_dir, tokenizer = sys.argv[1:6]
+    sequential = sys.argv[6:7] == ["sequential"]
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     torch.set_num_threads(1)
@@ -43,7 +44,12 @@ def main() -> None:
 
         strategy = ModelParallelStrategy(data_parallel_size=2, tensor_parallel_size=1)
     model = VerifiableCriticMTP(
-        model=bundle, stage=2, value_head=None, beta=0.9, optimizer=lambda p: torch.optim.AdamW(p, lr=3e-3)
+        model=bundle,
+        sequential_heads=sequential,
+        stage=2,
+        value_head=None,
+        beta=0.9,
+        optimizer=lambda p: torch.optim.AdamW(p, lr=3e-3),
     )
     dm = WMTPDataModule(
         data_dir, tokenizer, sampling="curriculum", correct_ratio=None, n_samples=48, val_samples=4, batch_size=4

@@ -13,21 +13,20 @@ from wmtp_lightning.models import load_bundle
 pytestmark = pytest.mark.slow
 
 
-@pytest.mark.parametrize("strategy", ["ddp", "fsdp2"])
+@pytest.mark.parametrize("strategy", ["ddp", "fsdp2", "fsdp2+sequential"])
 def test_two_process_training(tmp_path, strategy, tiny_bundle, local_dataset, micro_tokenizer_path):
     db = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    run(
-        [
-            "tests/integration/dist_train.py",
-            strategy,
-            str(tmp_path / "out"),
-            str(tiny_bundle),
-            str(local_dataset),
-            str(micro_tokenizer_path),
-        ],
-        timeout=300,
-        MLFLOW_TRACKING_URI=db,
-    )
+    name, _, mode = strategy.partition("+")
+    args = [
+        "tests/integration/dist_train.py",
+        name,
+        str(tmp_path / "out"),
+        str(tiny_bundle),
+        str(local_dataset),
+        str(micro_tokenizer_path),
+        *([mode] if mode else []),
+    ]
+    run(args, timeout=300, MLFLOW_TRACKING_URI=db)
     ranks = [json.loads((tmp_path / "out" / f"rank{r}.json").read_text()) for r in (0, 1)]
     assert all(r["world"] == 2 for r in ranks)
     assert not set(ranks[0]["lines"]) & set(ranks[1]["lines"])  # disjoint data
