@@ -32,7 +32,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
@@ -280,7 +280,3 @@ def parallel_map(
             if progress:
                 progress(1)
         return out
-
-
-def result_dict(r: ExecResult) -> dict:
-    return asdict(r)

@@ -97,13 +97,6 @@ def weighted_mtp_loss(
     return (coefs * per_head).sum(), per_head
 
 
-def head_accuracy(logits: torch.Tensor, targets: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """(correct count, valid count) of argmax predictions for one head: logits (B, L, V), targets (B, L)."""
-    valid = targets != IGNORE_INDEX
-    correct = (logits.argmax(-1) == targets) & valid
-    return correct.sum(), valid.sum()
-
-
 def response_bounds(labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """First response index p, last response index T (EOS) per row, and has_response (B,) bool."""
     mask = labels != IGNORE_INDEX
