@@ -28,26 +28,36 @@ def test_eval_configs_parse():
         assert cfg["data"]["class_path"] == "wmtp_lightning.evaluation.EvalDataModule"
 
 
-@pytest.mark.parametrize("decoding", ["standard", "speculative"])
-def test_wmtp_test_on_local_problems(tmp_path, tiny_bundle, decoding):
-    extra = ["--data.init_args.n_samples", "1", "--data.init_args.temperature", "0", "--data.init_args.ks", "[1]"]
-    cli = main(
+def local_eval(sub: str, tmp_path, bundle, *extra: str):
+    """`wmtp <sub> --config configs/eval/local.yaml` on a test bundle, in process."""
+    return main(
         [
-            "test",
+            sub,
             "--config",
             str(ROOT / "configs" / "eval" / "local.yaml"),
             "--model.init_args.model",
-            str(tiny_bundle),
+            str(bundle),
             "--trainer.default_root_dir",
             str(tmp_path),
             "--trainer.enable_progress_bar",
             "false",
-            "--data.init_args.max_new_tokens",
-            "24",
-            "--data.init_args.decoding",
-            decoding,
-            *(extra if decoding == "speculative" else []),
+            *extra,
         ]
+    )
+
+
+@pytest.mark.parametrize("decoding", ["standard", "speculative"])
+def test_wmtp_test_on_local_problems(tmp_path, tiny_bundle, decoding):
+    extra = ["--data.init_args.n_samples", "1", "--data.init_args.temperature", "0", "--data.init_args.ks", "[1]"]
+    cli = local_eval(
+        "test",
+        tmp_path,
+        tiny_bundle,
+        "--data.init_args.max_new_tokens",
+        "24",
+        "--data.init_args.decoding",
+        decoding,
+        *(extra if decoding == "speculative" else []),
     )
     folder = tmp_path / "eval" / "local"
     rows = [json.loads(x) for x in (folder / "results.jsonl").read_text().splitlines()]
@@ -93,22 +103,8 @@ def test_eval_input_errors(tmp_path, tiny_bundle):
 def test_wmtp_predict_writes_samples_that_score(tmp_path, tiny_bundle, capsys):
     from tests.conftest import load_script
 
-    main(
-        [
-            "predict",
-            "--config",
-            str(ROOT / "configs" / "eval" / "local.yaml"),
-            "--model.init_args.model",
-            str(tiny_bundle),
-            "--trainer.default_root_dir",
-            str(tmp_path),
-            "--trainer.enable_progress_bar",
-            "false",
-            "--data.init_args.max_new_tokens",
-            "16",
-            "--data.init_args.n_samples",
-            "2",
-        ]
+    local_eval(
+        "predict", tmp_path, tiny_bundle, "--data.init_args.max_new_tokens", "16", "--data.init_args.n_samples", "2"
     )
     samples = tmp_path / "predict" / "local_samples.rank0.jsonl"
     rows = [json.loads(x) for x in samples.read_text().splitlines()]
