@@ -82,7 +82,6 @@ def main(argv: list[str] | None = None) -> dict:
     import tempfile
     from pathlib import Path
 
-    from wmtp_lightning.data.collate import PROMPT_NO_INPUT, PROMPT_WITH_INPUT
     from wmtp_lightning.data.local_problems import corpus_text
     from wmtp_lightning.models.bundle import bundle_tokenizer, load_bundle, save_bundle
 
@@ -92,7 +91,7 @@ def main(argv: list[str] | None = None) -> dict:
         tok = bundle_tokenizer(a.load, model.args)
     else:
         with tempfile.TemporaryDirectory() as tmp:
-            (Path(tmp) / "c.txt").write_text(corpus_text() + PROMPT_WITH_INPUT + PROMPT_NO_INPUT)
+            (Path(tmp) / "c.txt").write_text(corpus_text())
             tok_path = train_sentencepiece(Path(tmp) / "c.txt", Path(tmp) / "t", 1024)
             tok = Tokenizer(tok_path)
             model = from_scratch(micro_args(tok.vocab_size, a.heads, trunk_layers=a.trunk), a.seed)

@@ -19,7 +19,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from wmtp_lightning.data.codecontests import write_manifest
-from wmtp_lightning.data.collate import tokenize_example
+from wmtp_lightning.data.collate import token_length
 from wmtp_lightning.data.index import IndexWriter, save_index, write_seed_metadata
 from wmtp_lightning.data.schema import record_problems
 from wmtp_lightning.models.tokenizer import Tokenizer
@@ -38,9 +38,9 @@ def index_jsonl(path: Path, tok: Tokenizer) -> int:
             problems = record_problems(rec)
             if problems:
                 raise SystemExit(f"{path}:{lineno}: " + "; ".join(f"{k}: expected {v}" for k, v in problems))
-            ids, _, _ = tokenize_example(tok, rec["instruction"], rec["input"], rec["output"])
-            meta = rec["metadata"]
-            writer.add(offset, len(line), len(ids), meta["difficulty"], rec["is_correct"], meta["cf_rating"])
+            writer.add_record(
+                offset, len(line), token_length(tok, rec["instruction"], rec["input"], rec["output"]), rec
+            )
             offset += len(raw)
             bar.update(1)
     arr = writer.array()

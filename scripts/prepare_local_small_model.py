@@ -24,7 +24,6 @@ import argparse
 import tempfile
 from pathlib import Path
 
-from wmtp_lightning.data.collate import PROMPT_NO_INPUT, PROMPT_WITH_INPUT
 from wmtp_lightning.data.local_problems import corpus_text
 from wmtp_lightning.models.bundle import bundle_tokenizer, load_bundle, save_bundle
 from wmtp_lightning.models.micro import from_scratch, micro_args, slice_model
@@ -56,7 +55,7 @@ def main(argv: list[str] | None = None) -> list[Path]:
             if args.tokenizer:
                 tok_path = Path(args.tokenizer)
             else:
-                text = Path(args.text).read_text() if args.text else corpus_text() + PROMPT_WITH_INPUT + PROMPT_NO_INPUT
+                text = Path(args.text).read_text() if args.text else corpus_text()
                 corpus = Path(tmp) / "corpus.txt"
                 corpus.write_text(text)
                 tok_path = train_sentencepiece(corpus, Path(tmp) / "tokenizer", args.vocab_size)

@@ -50,12 +50,11 @@ def load_script(name: str) -> dict[str, Any]:
 
 @pytest.fixture(scope="session")
 def micro_tokenizer_path(tmp_path_factory) -> Path:
-    from wmtp_lightning.data.collate import PROMPT_NO_INPUT, PROMPT_WITH_INPUT
     from wmtp_lightning.data.local_problems import corpus_text
     from wmtp_lightning.models.tokenizer import train_sentencepiece
 
     d = tmp_path_factory.mktemp("tok")
-    (d / "corpus.txt").write_text(corpus_text() + PROMPT_WITH_INPUT + PROMPT_NO_INPUT)
+    (d / "corpus.txt").write_text(corpus_text())
     return train_sentencepiece(d / "corpus.txt", d / "tokenizer", 512)
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from wmtp_lightning.data.collate import IGNORE_INDEX, MTPCollator, build_prompt, tokenize_example
+from wmtp_lightning.data.collate import IGNORE_INDEX, MTPCollator, build_prompt, token_length, tokenize_example
 from wmtp_lightning.data.local_problems import PROBLEMS
 from wmtp_lightning.models.tokenizer import Tokenizer
 
@@ -36,6 +36,7 @@ def test_prompt_response_boundary_is_exact_with_llama(llama_tokenizer_path):
             assert not merged, p.name
             assert ids[:n_prompt] == tok.encode(build_prompt(p.description, ""), bos=True)
             assert tok.decode(ids[n_prompt:-1]) == code and ids[-1] == tok.eos_id
+            assert token_length(tok, p.description, "", code) == len(ids)
 
 
 def test_labels_mask_prompt_header_and_padding(llama_tokenizer_path):

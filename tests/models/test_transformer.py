@@ -221,3 +221,9 @@ def test_invalid_args_are_reported():
         ModelArgs.from_name("13B")
     assert replace(tiny(), ffn_hidden_dim=100).hidden_dim == 100
     assert ModelArgs.from_name("7B_1T_4").hidden_dim == 11008  # Meta's 7B FFN width
+
+
+def test_rows_shorter_than_the_head_horizon():
+    m = Transformer(tiny())  # 3 heads
+    out = m(torch.randint(0, 256, (1, 2)), targets=torch.tensor([[5, 6]]))
+    assert out.ce.shape == (1, 2, 3) and out.ce[..., 1:].abs().sum() == 0  # heads 2, 3 have no target

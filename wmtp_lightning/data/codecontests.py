@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from wmtp_lightning.data.collate import tokenize_example
+from wmtp_lightning.data.collate import token_length
 from wmtp_lightning.data.index import IndexWriter, save_index, write_seed_metadata
 from wmtp_lightning.data.schema import LANGUAGES, MAX_DIFFICULTY, SOURCES
 from wmtp_lightning.io import sha256_file, write_json
@@ -200,20 +200,13 @@ def convert_split(
                 if rec is None:
                     stats.dropped[reason] += 1
                     continue
-                ids, _, _ = tokenize_example(tokenizer, rec["instruction"], rec["input"], rec["output"])
-                if len(ids) > cfg.max_tokens:
+                n_tokens = token_length(tokenizer, rec["instruction"], rec["input"], rec["output"])
+                if n_tokens > cfg.max_tokens:
                     stats.dropped["too_long"] += 1
                     continue
                 line = json.dumps(rec, ensure_ascii=False).encode("utf-8")
                 f.write(line + b"\n")
-                index.add(
-                    offset,
-                    len(line),
-                    len(ids),
-                    rec["metadata"]["difficulty"],
-                    rec["is_correct"],
-                    rec["metadata"]["cf_rating"],
-                )
+                index.add_record(offset, len(line), n_tokens, rec)
                 offset += len(line) + 1
                 stats.kept += 1
                 stats.correct += rec["is_correct"]

@@ -56,6 +56,11 @@ def tokenize_example(tokenizer: Tokenizer, instruction: str, input: str, output:
     return full_ids, next(i for i, (a, b) in enumerate(zip(prompt_ids, full_ids)) if a != b), True
 
 
+def token_length(tokenizer: Tokenizer, instruction: str, input: str, output: str) -> int:
+    """len(ids) of `tokenize_example` with one encode (the prompt alone is not needed to count)."""
+    return len(tokenizer.encode(build_prompt(instruction, input) + output, bos=True, eos=True))
+
+
 @dataclass
 class MTPCollator:
     """Turn dataset items into a padded batch.

@@ -67,6 +67,11 @@ class IndexWriter:
         )
         self._n += 1
 
+    def add_record(self, offset: int, length: int, token_len: int, rec: dict) -> None:
+        """`add` with is_correct / difficulty / cf_rating taken from a processed record."""
+        meta = rec["metadata"]
+        self.add(offset, length, token_len, meta["difficulty"], rec["is_correct"], meta["cf_rating"])
+
     def array(self) -> np.ndarray:
         return np.concatenate([*self._chunks, self._cur[: self._n]])
 

@@ -927,8 +927,11 @@ def write_raw_splits(dst: str | Path) -> dict[str, Path]:
 
 
 def corpus_text() -> str:
-    """Statements and solutions as plain text (to train the micro model's own tokenizer)."""
-    parts = []
+    """Statements, solutions and the Alpaca template as plain text (to train the micro model's own
+    tokenizer on everything it will see)."""
+    from wmtp_lightning.data.collate import PROMPT_NO_INPUT, PROMPT_WITH_INPUT
+
+    parts = [PROMPT_WITH_INPUT, PROMPT_NO_INPUT]
     for p in PROBLEMS:
         parts.append(p.description)
         parts.extend(p.correct + p.incorrect)

@@ -1,6 +1,7 @@
 """Sandboxed execution of model-generated programs (DESIGN §6).
 
-Every program runs in its own process (`_sandbox_child.py`), in a new session, in a fresh
+Every program runs in its own process, forked for it by a warm per-worker server
+(`_sandbox_child.py`), in a new session, in a fresh
 temporary working directory that is removed afterwards, with an empty environment, CPU /
 address-space / file-size / process-count limits, a wall-clock timeout after which the whole
 process group is killed, and stdout/stderr captured to files and truncated. A program *passes*

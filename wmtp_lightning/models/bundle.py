@@ -92,17 +92,18 @@ def write_bundle(
 ) -> Path:
     """Low-level bundle writer: tensors are streamed (one in memory at a time), metadata goes last."""
     out = Path(out_dir)
+    if tokenizer is not None:  # checked first: a mismatch must not cost a multi-GB write
+        tok = Tokenizer(tokenizer)
+        if tok.vocab_size != args.vocab_size:
+            raise ValueError(
+                f"{tokenizer}: tokenizer vocab size {tok.vocab_size} != model vocab_size {args.vocab_size}"
+            )
     (out / METADATA).unlink(missing_ok=True)  # an overwritten bundle is "not ready" until the end
     write_json(out / PARAMS, args.to_dict())
     dtypes = {d for _, _, d in specs if d.is_floating_point}
     write_safetensors_streaming(out / WEIGHTS, specs, tensors, metadata={"format": "pt"})
     files = [PARAMS, WEIGHTS]
     if tokenizer is not None:
-        tok = Tokenizer(tokenizer)
-        if tok.vocab_size != args.vocab_size:
-            raise ValueError(
-                f"{tokenizer}: tokenizer vocab size {tok.vocab_size} != model vocab_size {args.vocab_size}"
-            )
         (out / TOKENIZER).parent.mkdir(parents=True, exist_ok=True)
         (out / TOKENIZER).write_bytes(Path(tokenizer).read_bytes())
         files.append(TOKENIZER)

@@ -447,7 +447,8 @@ class Transformer(nn.Module):
         ce, correct = [], []
         for k in range(1, H + 1):
             t_k = torch.full_like(targets, -100)
-            t_k[:, : targets.shape[1] - k] = targets[:, k:]  # head k at t predicts x_{t+k}
+            if k < targets.shape[1]:
+                t_k[:, : targets.shape[1] - k] = targets[:, k:]  # head k at t predicts x_{t+k}
             if sequential and torch.is_grad_enabled():
                 c, ok = checkpoint(self._head_ce, k, h_trunk, freqs, t_k, use_reentrant=False)
             else:
