@@ -95,7 +95,7 @@ def run(steps: int = 300, seed: int = 0, n_train: int = 2048, n_eval: int = 512)
     ev = collate([BugDataset(n_eval, seed + 1)[i] for i in range(n_eval)])
     module.eval()
     with torch.no_grad():
-        out = module.model(ev["input_ids"], targets=ev["labels"], n_heads=0)
+        out = module.model(ev["input_ids"], targets=ev["labels"], n_future=0)
         values = module.value_head(out.h_normed)
     delta, mask = td_errors(values, ev["labels"], ev["is_correct"])
     w = td_weights(delta, mask)

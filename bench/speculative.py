@@ -104,7 +104,7 @@ def main(argv: list[str] | None = None) -> dict:
                 )
     model.eval()
     # Prompts: problem statements it was trained on; it writes the (memorised) solution.
-    from wmtp_lightning.data.collate import build_prompt
+    from wmtp_lightning.data.template import build_prompt
 
     prompts = [tok.encode(build_prompt(p.description, ""), bos=True) for p in PROBLEMS[: a.prompts]]
     for p in prompts[:2]:  # warm-up

@@ -73,7 +73,7 @@ def critic_token_weights(
     tok = bundle_tokenizer(bundle, model.args)
     out = []
     for s, b in zip(samples, _rows(samples, tok)):
-        terms = model(b["input_ids"], targets=b["labels"], n_heads=0)
+        terms = model(b["input_ids"], targets=b["labels"], n_future=0)
         values = head(terms.h_normed)
         delta, mask = td_errors(values, b["labels"], b["is_correct"])
         w = td_weights(delta, mask, beta, min_weight, max_weight)

@@ -53,7 +53,7 @@ def read_json(path: str | Path) -> Any:
         raise ValueError(f"{path}:{err.lineno}: invalid JSON ({err.msg})") from err
 
 
-_ST_DTYPES = {
+SAFETENSORS_DTYPES = {
     torch.float32: "F32",
     torch.float16: "F16",
     torch.bfloat16: "BF16",
@@ -84,7 +84,11 @@ def write_safetensors_streaming(
     offset = 0
     for name, shape, dtype in specs:
         nbytes = int(torch.Size(shape).numel()) * torch.empty((), dtype=dtype).element_size()
-        header[name] = {"dtype": _ST_DTYPES[dtype], "shape": list(shape), "data_offsets": [offset, offset + nbytes]}
+        header[name] = {
+            "dtype": SAFETENSORS_DTYPES[dtype],
+            "shape": list(shape),
+            "data_offsets": [offset, offset + nbytes],
+        }
         offset += nbytes
     raw = json.dumps(header, separators=(",", ":")).encode()
     raw += b" " * (-len(raw) % 8)  # align data to 8 bytes, like the reference writer

@@ -5,8 +5,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from wmtp_lightning.data.collate import IGNORE_INDEX, MTPCollator, build_prompt, token_length, tokenize_example
+from wmtp_lightning.data.collate import IGNORE_INDEX, MTPCollator, token_length, tokenize_example
 from wmtp_lightning.data.local_problems import PROBLEMS
+from wmtp_lightning.data.template import build_prompt
 from wmtp_lightning.models.tokenizer import Tokenizer
 
 

@@ -11,7 +11,7 @@ from wmtp_lightning.models.micro import slice_model
 
 def test_slice_keeps_structure():
     big = Transformer(ModelArgs.from_name("tiny", n_layers=6, n_future_tokens=3))  # 3 trunk blocks
-    small = slice_model(big, trunk_layers=[0, 2], n_heads_keep=2, dim=32)
+    small = slice_model(big, trunk_layers=[0, 2], n_future_keep=2, dim=32)
     a = small.args
     assert (a.n_trunk_layers, a.n_future_tokens, a.dim, a.n_heads, a.kv_heads) == (2, 2, 32, 2, 1)
     assert torch.equal(small.layers[1].attention.wq.weight, big.layers[2].attention.wq.weight[:32, :32])

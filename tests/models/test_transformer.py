@@ -185,7 +185,7 @@ def test_training_terms_match_logits_and_sequential_gradients_are_equal():
 
 def test_trunk_only_mode_returns_no_heads():
     m = Transformer(tiny())
-    out = m(torch.randint(0, 256, (1, 4)), targets=torch.zeros(1, 4, dtype=torch.long), n_heads=0)
+    out = m(torch.randint(0, 256, (1, 4)), targets=torch.zeros(1, 4, dtype=torch.long), n_future=0)
     assert out.ce.shape == (1, 4, 0) and out.h_normed.shape == (1, 4, 64)
 
 

@@ -68,7 +68,7 @@ def test_head_weights_shift():
 
 
 def test_horizon_variant_by_hand():
-    delta, valid = td_errors_horizon(VALUES, LABELS, torch.tensor([1.0]), n_heads=2)
+    delta, valid = td_errors_horizon(VALUES, LABELS, torch.tensor([1.0]), n_future=2)
     # head 1 (k < H): sequence δ of its target x_{t+1}; head 2 (= H): R − V_{t+1}
     assert valid[0, :, 1].tolist() == [True, True, True, False, False, False]
     torch.testing.assert_close(delta[0, :, 0], torch.tensor([0.0, 0.3, -0.1, 0.6, 0.0, 0.0]))

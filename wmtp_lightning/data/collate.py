@@ -19,26 +19,10 @@ from typing import Any
 
 import torch
 
+from wmtp_lightning.data.template import build_prompt
 from wmtp_lightning.models.tokenizer import Tokenizer
 
 IGNORE_INDEX = -100
-
-PROMPT_WITH_INPUT = (
-    "Below is an instruction that describes a task, paired with an input that provides further context. "
-    "Write a response that appropriately completes the request.\n\n"
-    "### Instruction:\n{instruction}\n\n### Input:\n{input}\n\n### Response:\n"
-)
-PROMPT_NO_INPUT = (
-    "Below is an instruction that describes a task. Write a response that appropriately completes the request.\n\n"
-    "### Instruction:\n{instruction}\n\n### Response:\n"
-)
-
-
-def build_prompt(instruction: str, input: str = "") -> str:
-    """The Alpaca prompt, ending with the `### Response:` header and a newline."""
-    if input.strip():
-        return PROMPT_WITH_INPUT.format(instruction=instruction.strip(), input=input.strip())
-    return PROMPT_NO_INPUT.format(instruction=instruction.strip())
 
 
 def tokenize_example(tokenizer: Tokenizer, instruction: str, input: str, output: str) -> tuple[list[int], int, bool]:

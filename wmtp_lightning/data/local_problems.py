@@ -929,7 +929,7 @@ def write_raw_splits(dst: str | Path) -> dict[str, Path]:
 def corpus_text() -> str:
     """Statements, solutions and the Alpaca template as plain text (to train the micro model's own
     tokenizer on everything it will see)."""
-    from wmtp_lightning.data.collate import PROMPT_NO_INPUT, PROMPT_WITH_INPUT
+    from wmtp_lightning.data.template import PROMPT_NO_INPUT, PROMPT_WITH_INPUT
 
     parts = [PROMPT_WITH_INPUT, PROMPT_NO_INPUT]
     for p in PROBLEMS:

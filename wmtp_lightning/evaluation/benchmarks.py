@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from wmtp_lightning.data.collate import build_prompt
+from wmtp_lightning.data.template import build_prompt
 
 Template = Literal["alpaca", "raw"]
 MBPP_TEST_IDS = range(11, 511)  # the upstream evaluation split (task_id 11..510)

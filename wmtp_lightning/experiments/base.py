@@ -151,9 +151,12 @@ class MTPModule(pl.LightningModule):
         return []
 
     # ------------------------------------------------------------------ step
-    def forward(self, batch: dict[str, torch.Tensor], n_heads: int | None = None) -> MTPOutput:
+    def forward(self, batch: dict[str, torch.Tensor], n_future: int | None = None) -> MTPOutput:
         return self.model(
-            batch["input_ids"], targets=batch["labels"], n_heads=n_heads, sequential_heads=self.hparams.sequential_heads
+            batch["input_ids"],
+            targets=batch["labels"],
+            n_future=n_future,
+            sequential_heads=self.hparams.sequential_heads,
         )
 
     def heads_needed(self) -> int | None:

@@ -22,7 +22,7 @@ from typing import Any
 import torch
 from safetensors import safe_open
 
-from wmtp_lightning.io import _ST_DTYPES, read_json
+from wmtp_lightning.io import SAFETENSORS_DTYPES, read_json
 from wmtp_lightning.models.bundle import check_state_dict_keys, parse_dtype, write_bundle
 from wmtp_lightning.models.transformer import ModelArgs
 
@@ -232,7 +232,7 @@ class _Shard:
 
     def dtype(self, key: str) -> torch.dtype:
         if hasattr(self, "_st"):
-            return {v: k for k, v in _ST_DTYPES.items()}[self._st.get_slice(key).get_dtype()]
+            return {v: k for k, v in SAFETENSORS_DTYPES.items()}[self._st.get_slice(key).get_dtype()]
         return self._sd[key].dtype
 
     def get(self, key: str) -> torch.Tensor:

@@ -34,14 +34,14 @@ def from_scratch(args: ModelArgs, seed: int = 0) -> Transformer:
 
 
 def slice_model(
-    model: Transformer, trunk_layers: list[int] | None = None, n_heads_keep: int | None = None, dim: int | None = None
+    model: Transformer, trunk_layers: list[int] | None = None, n_future_keep: int | None = None, dim: int | None = None
 ) -> Transformer:
-    """Keep trunk blocks `trunk_layers` (indices into layers[:-1]), the first `n_heads_keep` heads, `dim` width."""
+    """Keep trunk blocks `trunk_layers` (indices into layers[:-1]), the first `n_future_keep` heads, `dim` width."""
     a = model.args
     trunk_layers = list(range(a.n_trunk_layers)) if trunk_layers is None else trunk_layers
     if any(not 0 <= i < a.n_trunk_layers for i in trunk_layers):
         raise ValueError(f"trunk layer indices {trunk_layers} out of range 0..{a.n_trunk_layers - 1}")
-    H = n_heads_keep or a.n_future_tokens
+    H = n_future_keep or a.n_future_tokens
     if not 1 <= H <= a.n_future_tokens:
         raise ValueError(f"can keep 1..{a.n_future_tokens} heads, asked for {H}")
     dim = dim or a.dim

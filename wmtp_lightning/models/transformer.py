@@ -412,7 +412,7 @@ class Transformer(nn.Module):
         start_pos: int = 0,
         cache: KVCache | None = None,
         return_all_heads: bool = False,
-        n_heads: int | None = None,
+        n_future: int | None = None,
         key_padding: torch.Tensor | None = None,
         targets: torch.Tensor | None = None,
         sequential_heads: bool = False,
@@ -420,30 +420,30 @@ class Transformer(nn.Module):
         """Logits for `tokens` (B, T), or training terms when `targets` is given.
 
         Without targets: (B, T, V) next-token logits, or (B, T, H, V) with `return_all_heads=True`
-        (H = `n_heads` or all `n_future_tokens`), float32 whatever the weight dtype.
+        (H = `n_future` or all `n_future_tokens`), float32 whatever the weight dtype.
 
         With targets (B, T) (-100 = not learned): an `MTPOutput` with per-prediction cross
         entropies instead of logits, so the (B, T, H, V) tensor need never exist at once.
         `sequential_heads` computes each head under activation checkpointing: its logits are
         freed right after its loss, and backward recomputes and back-propagates one head at a
         time, accumulating the trunk gradient (Meta's Fig. 2 memory profile, at the cost of
-        re-running the head blocks). `n_heads=0` runs the trunk only (critic stage 1).
+        re-running the head blocks). `n_future=0` runs the trunk only (critic stage 1).
         Training goes through `forward` (not `trunk()` directly) because FSDP2 hooks the root
         module's forward.
         """
         if targets is not None:
-            return self._training_terms(tokens, targets, n_heads, sequential_heads)
+            return self._training_terms(tokens, targets, n_future, sequential_heads)
         h_trunk, freqs, mask = self.trunk(tokens, start_pos, cache, key_padding)
-        n_use = (n_heads or self.n_future_tokens) if return_all_heads else 1
+        n_use = (n_future or self.n_future_tokens) if return_all_heads else 1
         latents = [self.head_hidden(k, h_trunk, freqs, start_pos, cache, mask) for k in range(1, n_use + 1)]
         logits = self.unembed(torch.stack(latents, dim=-2))  # (B, T, H, V)
         return logits if return_all_heads else logits[:, :, 0]
 
     def _training_terms(
-        self, tokens: torch.Tensor, targets: torch.Tensor, n_heads: int | None, sequential: bool
+        self, tokens: torch.Tensor, targets: torch.Tensor, n_future: int | None, sequential: bool
     ) -> MTPOutput:
         h_trunk, freqs, _ = self.trunk(tokens)  # plain causal attention: no mask tensor
-        H = self.n_future_tokens if n_heads is None else n_heads
+        H = self.n_future_tokens if n_future is None else n_future
         ce, correct = [], []
         for k in range(1, H + 1):
             t_k = torch.full_like(targets, -100)

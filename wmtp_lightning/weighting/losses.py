@@ -32,9 +32,9 @@ def shift_targets(labels: torch.Tensor, k: int) -> torch.Tensor:
     return out
 
 
-def mtp_targets(labels: torch.Tensor, n_heads: int) -> torch.Tensor:
+def mtp_targets(labels: torch.Tensor, n_future: int) -> torch.Tensor:
     """(B, L) -> (B, L, H): targets[b, t, k-1] = labels[b, t + k]."""
-    return torch.stack([shift_targets(labels, k) for k in range(1, n_heads + 1)], dim=-1)
+    return torch.stack([shift_targets(labels, k) for k in range(1, n_future + 1)], dim=-1)
 
 
 def token_ce(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
@@ -52,15 +52,15 @@ def mtp_token_ce(logits: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tens
     return token_ce(logits, targets), targets != IGNORE_INDEX
 
 
-def head_weights(w: torch.Tensor, n_heads: int) -> torch.Tensor:
+def head_weights(w: torch.Tensor, n_future: int) -> torch.Tensor:
     """Token weights (B, L) -> per-prediction weights (B, L, H): W[b, t, k-1] = w[b, t + k] (0 past the end).
 
     This is the only place where token weights meet heads; with it the weight of EOS (index T)
     reaches head k at position T - k for every k, so the terminal reward reaches all heads.
     """
     B, L = w.shape
-    out = w.new_zeros(B, L, n_heads)
-    for k in range(1, n_heads + 1):
+    out = w.new_zeros(B, L, n_future)
+    for k in range(1, n_future + 1):
         if k < L:
             out[:, : L - k, k - 1] = w[:, k:]
     return out

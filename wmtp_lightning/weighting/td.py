@@ -40,7 +40,7 @@ def td_errors(
 
 
 def td_errors_horizon(
-    values: torch.Tensor, labels: torch.Tensor, reward: torch.Tensor, n_heads: int, gamma: float = 1.0
+    values: torch.Tensor, labels: torch.Tensor, reward: torch.Tensor, n_future: int, gamma: float = 1.0
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """The seed's `horizon` variant, position-indexed per head (B, L, H).
 
@@ -49,9 +49,9 @@ def td_errors_horizon(
     valid[b, t, k-1] says head k at t has a response target.
     """
     delta_tok, _ = td_errors(values, labels, reward, gamma)
-    delta = head_weights(delta_tok, n_heads)  # (B, L, H): δ_{t+k}
-    valid = mtp_targets(labels, n_heads) != IGNORE_INDEX
-    H = n_heads
+    delta = head_weights(delta_tok, n_future)  # (B, L, H): δ_{t+k}
+    valid = mtp_targets(labels, n_future) != IGNORE_INDEX
+    H = n_future
     v_window = torch.zeros_like(values)
     if values.shape[1] > H - 1:
         v_window[:, : values.shape[1] - (H - 1)] = values[:, H - 1 :]  # V_{t+H-1}
