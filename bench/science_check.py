@@ -24,7 +24,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from wmtp_lightning.experiments import VerifiableCriticMTP
-from wmtp_lightning.weighting import binary_auc, final_values, td_errors, td_weights
+from wmtp_lightning.weighting import binary_auc, exp_weights, final_values, td_errors
 
 VOCAB, BUG, EOS, PROMPT, RESPONSE = 48, 3, 2, 4, 12
 
@@ -78,7 +78,6 @@ def run(steps: int = 300, seed: int = 0, n_train: int = 2048, n_eval: int = 512)
         value_head=None,
         value_clip=None,
         optimizer=lambda p: torch.optim.AdamW(p, lr=3e-3),
-        seed=seed,
     )
     train = DataLoader(BugDataset(n_train, seed), batch_size=64, shuffle=True, collate_fn=collate)
     trainer = pl.Trainer(
@@ -98,7 +97,7 @@ def run(steps: int = 300, seed: int = 0, n_train: int = 2048, n_eval: int = 512)
         out = module.model(ev["input_ids"], targets=ev["labels"], n_future=0)
         values = module.value_head(out.h_normed)
     delta, mask = td_errors(values, ev["labels"], ev["is_correct"])
-    w = td_weights(delta, mask)
+    w = exp_weights(delta, mask, beta=0.9)
     rows = torch.arange(n_eval)
     bug_rows = ev["bug_pos"] >= 0
     at_bug = delta[rows[bug_rows], ev["bug_pos"][bug_rows]]

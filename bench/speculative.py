@@ -20,7 +20,7 @@ import time
 import torch
 
 from wmtp_lightning.data.collate import MTPCollator
-from wmtp_lightning.data.local_problems import PROBLEMS
+from wmtp_lightning.data.local_problems import load_local_problems
 from wmtp_lightning.evaluation.generation import SpeculativeStats, greedy_tokens, speculative_tokens
 from wmtp_lightning.models.micro import from_scratch, micro_args
 from wmtp_lightning.models.tokenizer import Tokenizer, train_sentencepiece
@@ -30,14 +30,14 @@ from wmtp_lightning.weighting import IGNORE_INDEX, mtp_targets, weighted_mtp_los
 def items() -> list[dict]:
     return [
         {
-            "instruction": p.description,
+            "instruction": p["description"],
             "input": "",
             "output": code,
             "is_correct": True,
-            "metadata": {"difficulty": p.difficulty},
+            "metadata": {"difficulty": p["difficulty"]},
             "line": i,
         }
-        for i, (p, code) in enumerate((p, c) for p in PROBLEMS for c in p.correct)
+        for i, (p, code) in enumerate((p, c) for p in load_local_problems() for c in p["solutions"]["solution"])
     ]
 
 
@@ -106,7 +106,7 @@ def main(argv: list[str] | None = None) -> dict:
     # Prompts: problem statements it was trained on; it writes the (memorised) solution.
     from wmtp_lightning.data.template import build_prompt
 
-    prompts = [tok.encode(build_prompt(p.description, ""), bos=True) for p in PROBLEMS[: a.prompts]]
+    prompts = [tok.encode(build_prompt(p["description"], ""), bos=True) for p in load_local_problems()[: a.prompts]]
     for p in prompts[:2]:  # warm-up
         greedy_tokens(model, p, 8, tok.eos_id)
         speculative_tokens(model, p, 8, tok.eos_id)

@@ -24,7 +24,8 @@ local demo's outputs):
 | `MLFLOW_TRACKING_URI` | tracking store (default: `sqlite:///storage/mlflow.db`) |
 | `WMTP_EXPORT` | exported bundle with `value_head/` (default: `storage/runs/local/verifiable_stage2/export`) |
 | `WMTP_DATA` | processed dataset (default: `storage/datasets_local_small`) |
-| `WMTP_REF` | reference bundle for Rho-1 maps (default: `storage/models_v2/micro-ref`) |""",
+| `WMTP_REF` | reference bundle for Rho-1 maps (default: `storage/models_v2/micro-ref`) |
+| `WMTP_RHO1_CONFIG` | a Rho-1 run's `config.yaml` for its ratio/score/mode (default: ratio 0.6, token, hard) |""",
     ),
     (
         "code",
@@ -34,9 +35,9 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import numpy as np
 
-from wmtp_lightning.analysis import critic_token_weights, load_samples, metric_history, rho1_selection
+from wmtp_lightning.experiments.analysis import critic_token_weights, load_samples, rho1_selection, run_hparams
 from wmtp_lightning.experiments.plots import token_heatmap, weight_histogram
-from wmtp_lightning.tracking import resolve_tracking_uri
+from wmtp_lightning.tracking import metric_history, resolve_tracking_uri
 
 ROOT = Path(os.environ.get("WMTP_ROOT", ".")).resolve()
 URI = resolve_tracking_uri(os.environ.get("MLFLOW_TRACKING_URI"))
@@ -67,7 +68,9 @@ plt.show()""",
     (
         "code",
         """samples = load_samples(DATA, "valid", n=8)
-rows = critic_token_weights(EXPORT, EXPORT / "value_head" / "value_head.safetensors", samples)
+critic = run_hparams(EXPORT.parent / "config.yaml")  # the run's own weighting hyperparameters
+print("critic weighting:", {k: critic.get(k) for k in ("beta", "min_weight", "max_weight", "gamma", "td_terminal", "whiten")})
+rows = critic_token_weights(EXPORT, EXPORT / "value_head" / "value_head.safetensors", samples, critic)
 for r in [next(x for x in rows if x["is_correct"]), next(x for x in rows if not x["is_correct"])]:
     token_heatmap(r["pieces"], r["weight"], title=f"{r['task_id']}  correct={r['is_correct']}")
     plt.show()""",
@@ -84,14 +87,16 @@ plt.show()
 summary = {lab: float(np.mean(np.concatenate([r["weight"] for r in rows if r["is_correct"] == lab]))) for lab in (True, False)}
 print("mean weight by is_correct:", summary)""",
     ),
-    ("md", "## Rho-1 selected tokens (top 60% excess loss against the reference)"),
+    ("md", "## Rho-1 selected tokens (excess loss against the reference; a Rho-1 run's config if given)"),
     (
         "code",
-        """sel = rho1_selection(EXPORT, REF, samples, ratio=0.6)
+        """RHO1_CONFIG = os.environ.get("WMTP_RHO1_CONFIG")  # e.g. storage/runs/local/rho1/config.yaml
+rho1 = run_hparams(RHO1_CONFIG) if RHO1_CONFIG else {"ratio": 0.6, "score": "token", "mode": "hard"}
+sel = rho1_selection(EXPORT, REF, samples, rho1)
 r = sel[0]
-token_heatmap(r["pieces"], [5.0 if s else 0.1 for s in r["selected"]], title=f"Rho-1 selection, {r['task_id']} (red = kept)")
+token_heatmap(r["pieces"], [5.0 if w > 0.5 else 0.1 for w in r["weight"]], title=f"Rho-1 selection, {r['task_id']} (red = kept)")
 plt.show()
-print("kept fraction:", np.mean(np.concatenate([x["selected"] for x in sel])))""",
+print("kept fraction:", np.mean(np.concatenate([x["weight"] for x in sel])))""",
     ),
 ]
 

@@ -17,8 +17,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from wmtp_lightning.ops.mlflow_export import client_for, export_run, find_runs
-from wmtp_lightning.tracking import resolve_tracking_uri
+from wmtp_lightning.tracking import client_for, export_run, find_runs, resolve_tracking_uri
 
 
 def main(argv: list[str] | None = None) -> list[Path]:

@@ -3,15 +3,16 @@
 
     python scripts/make_local_codecontests.py --dst storage/datasets_local_small/raw
 
-The problems live in `wmtp_lightning/data/local_problems.py`; `setup_datasets.py` then converts
-this raw set exactly as it converts the real dataset.
+The problems ship with the package (`wmtp_lightning/data/local_codecontests/*.jsonl`, loaded by
+`wmtp_lightning/data/local_problems.py`); `setup_datasets.py` then converts this raw set exactly as
+it converts the real dataset.
 """
 
 from __future__ import annotations
 
 import argparse
 
-from wmtp_lightning.data.local_problems import PROBLEMS, write_raw_splits
+from wmtp_lightning.data.local_problems import load_local_problems, write_raw_splits
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -19,7 +20,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--dst", default="storage/datasets_local_small/raw", help="output folder")
     args = ap.parse_args(argv)
     paths = write_raw_splits(args.dst)
-    print(f"wrote {len(PROBLEMS)} problems: " + ", ".join(str(p) for p in paths.values()))
+    print(f"wrote {len(load_local_problems())} problems: " + ", ".join(str(p) for p in paths.values()))
 
 
 if __name__ == "__main__":

@@ -69,10 +69,13 @@ def main(argv: list[str] | None = None) -> None:
     if not args.skip_eval:
         banner(7, n, "evaluation: pass@k on local problems in the sandbox")
         wmtp(["test", "--config", "configs/eval/local.yaml", "--model.init_args.model", str(export)])
+    from wmtp_lightning.tracking import resolve_tracking_uri
+
+    uri = resolve_tracking_uri()
     print(f"\nDone in {time.monotonic() - t0:.0f} s.")
     print(
-        f"  MLflow run:       {run_id}  (store: {cli.trainer.logger._tracking_uri}; "
-        f"browse with `mlflow ui --backend-store-uri {cli.trainer.logger._tracking_uri}`)"
+        f"  MLflow run:       {run_id}  (store: {uri}; "
+        f"browse with `mlflow ui --backend-store-uri {uri}`)"
     )
     print(f"  checkpoints:      {RUNS / 'verifiable_stage2' / 'checkpoints'}")
     print(f"  exported model:   {export}  (value head in {export / 'value_head'})")

@@ -14,8 +14,7 @@ import warnings
 import lightning.pytorch as pl
 from lightning.pytorch.cli import LightningCLI
 
-from wmtp_lightning.experiments.base import MTPModule
-from wmtp_lightning.experiments.callbacks import MLflowSaveConfig
+from wmtp_lightning.tracking import MLflowSaveConfig
 
 for _msg in (".*LeafSpec.*", ".*does not have many workers.*", ".*sqlalchemy.*"):
     warnings.filterwarnings("ignore", message=_msg)
@@ -24,7 +23,7 @@ for _msg in (".*LeafSpec.*", ".*does not have many workers.*", ".*sqlalchemy.*")
 class WMTPCLI(LightningCLI):
     def __init__(self, args: list[str] | None = None, run: bool = True):
         super().__init__(
-            model_class=MTPModule,
+            model_class=pl.LightningModule,
             datamodule_class=pl.LightningDataModule,
             subclass_mode_model=True,
             subclass_mode_data=True,

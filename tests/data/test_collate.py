@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from wmtp_lightning.data.collate import IGNORE_INDEX, MTPCollator, token_length, tokenize_example
-from wmtp_lightning.data.local_problems import PROBLEMS
+from wmtp_lightning.data.local_problems import load_local_problems
 from wmtp_lightning.data.template import build_prompt
 from wmtp_lightning.models.tokenizer import Tokenizer
 
@@ -31,13 +31,13 @@ def test_template_has_header_and_optional_input():
 
 def test_prompt_response_boundary_is_exact_with_llama(llama_tokenizer_path):
     tok = Tokenizer(llama_tokenizer_path)
-    for p in PROBLEMS:
-        for code in p.correct + p.incorrect:
-            ids, n_prompt, merged = tokenize_example(tok, p.description, "", code)
-            assert not merged, p.name
-            assert ids[:n_prompt] == tok.encode(build_prompt(p.description, ""), bos=True)
+    for p in load_local_problems():
+        for code in p["solutions"]["solution"] + p["incorrect_solutions"]["solution"]:
+            ids, n_prompt, merged = tokenize_example(tok, p["description"], "", code)
+            assert not merged, p["name"]
+            assert ids[:n_prompt] == tok.encode(build_prompt(p["description"], ""), bos=True)
             assert tok.decode(ids[n_prompt:-1]) == code and ids[-1] == tok.eos_id
-            assert token_length(tok, p.description, "", code) == len(ids)
+            assert token_length(tok, p["description"], "", code) == len(ids)
 
 
 def test_labels_mask_prompt_header_and_padding(llama_tokenizer_path):

@@ -43,7 +43,7 @@ def test_state_dict_resumes_the_exact_rest(local_dataset, micro_tokenizer_path):
     it = iter(a.train_dataloader())
     seen = [next(it)["index"] for _ in range(3)]
     for b in seen:
-        a.advance(len(b))
+        a.train_sampler.advance(len(b))  # what on_after_batch_transfer does for each trained batch
     state = a.state_dict()
     rest = [b["index"].tolist() for b in it]
 

@@ -120,3 +120,22 @@ def test_draw_more_than_pool_recycles():
     n_correct = int(idx["is_correct"].sum())
     assert len(sel) == 100 and len(set(sel.tolist())) == n_correct
     assert math.ceil(100 / n_correct) >= 2
+
+
+def test_lightning_never_wraps_the_sampler():
+    """SelectionSampler shards by rank itself; Lightning must not shard it again in a DistributedSampler."""
+    from lightning.pytorch.trainer.connectors.data_connector import _DataConnector
+    from torch.utils.data import DataLoader, DistributedSampler
+
+    s = SelectionSampler(np.arange(10), rank=1, world_size=2)
+    assert isinstance(s, DistributedSampler)
+    assert s.lines.tolist() == [1, 3, 5, 7, 9]
+    s.set_epoch(5)  # what Lightning calls each epoch: the sampler's own position is untouched
+    assert list(s) == [1, 3, 5, 7, 9] and s.epoch == 0
+
+    class Trainer:  # the two flags Lightning reads to decide whether to wrap a sampler
+        class _accelerator_connector:
+            use_distributed_sampler = True
+            is_distributed = True
+
+    assert not _DataConnector(Trainer())._requires_distributed_sampler(DataLoader(range(10), sampler=s))

@@ -26,6 +26,7 @@ def test_eval_configs_parse():
         extra = ("--data.init_args.problems", str(require(MBPP))) if name == "mbpp" else ()
         cfg = yaml.safe_load(parse(f"eval/{name}.yaml", extra=extra))
         assert cfg["data"]["class_path"] == "wmtp_lightning.evaluation.EvalDataModule"
+        assert cfg["model"]["class_path"] == "wmtp_lightning.evaluation.EvalMTP"
 
 
 def local_eval(sub: str, tmp_path, bundle, *extra: str):
@@ -46,23 +47,23 @@ def local_eval(sub: str, tmp_path, bundle, *extra: str):
     )
 
 
-@pytest.mark.parametrize("decoding", ["standard", "speculative"])
+@pytest.mark.parametrize("decoding", ["sample", "greedy", "speculative"])
 def test_wmtp_test_on_local_problems(tmp_path, tiny_bundle, decoding):
-    extra = ["--data.init_args.n_samples", "1", "--data.init_args.temperature", "0", "--data.init_args.ks", "[1]"]
+    one = ["--model.init_args.n_samples", "1", "--model.init_args.ks", "[1]"]
     cli = local_eval(
         "test",
         tmp_path,
         tiny_bundle,
-        "--data.init_args.max_new_tokens",
+        "--model.init_args.max_new_tokens",
         "24",
-        "--data.init_args.decoding",
+        "--model.init_args.decoding",
         decoding,
-        *(extra if decoding == "speculative" else []),
+        *(one if decoding != "sample" else []),
     )
     folder = tmp_path / "eval" / "local"
     rows = [json.loads(x) for x in (folder / "results.jsonl").read_text().splitlines()]
     summary = json.loads((folder / "pass_at_k.json").read_text())
-    n = 1 if decoding == "speculative" else 4
+    n = 4 if decoding == "sample" else 1
     assert len(rows) == 4 * n and {r["task_id"] for r in rows} == {
         f"local/{p}" for p in ("palindrome_check", "gcd_lcm", "max_subarray", "power_mod")
     }
@@ -74,7 +75,7 @@ def test_wmtp_test_on_local_problems(tmp_path, tiny_bundle, decoding):
 
 
 def test_eval_input_errors(tmp_path, tiny_bundle):
-    with pytest.raises(ValueError, match="speculative decoding is greedy"):
+    with pytest.raises(ValueError, match="one completion per problem: set n_samples=1"):
         main(
             [
                 "test",
@@ -82,7 +83,7 @@ def test_eval_input_errors(tmp_path, tiny_bundle):
                 str(ROOT / "configs" / "eval" / "local.yaml"),
                 "--model.init_args.model",
                 str(tiny_bundle),
-                "--data.init_args.decoding",
+                "--model.init_args.decoding",
                 "speculative",
             ]
         )
@@ -104,7 +105,15 @@ def test_wmtp_predict_writes_samples_that_score(tmp_path, tiny_bundle, capsys):
     from tests.conftest import load_script
 
     local_eval(
-        "predict", tmp_path, tiny_bundle, "--data.init_args.max_new_tokens", "16", "--data.init_args.n_samples", "2"
+        "predict",
+        tmp_path,
+        tiny_bundle,
+        "--model.init_args.max_new_tokens",
+        "16",
+        "--model.init_args.n_samples",
+        "2",
+        "--model.init_args.ks",
+        "[1,2]",
     )
     samples = tmp_path / "predict" / "local_samples.rank0.jsonl"
     rows = [json.loads(x) for x in samples.read_text().splitlines()]

@@ -37,8 +37,6 @@ def test_every_config_has_its_launch_command():
 
 @pytest.mark.parametrize("exp", EXPERIMENTS)
 def test_experiment_configs_parse_alone_and_with_overlays(exp):
-    resolved = yaml.safe_load(parse(f"{exp}.yaml"))
-    assert resolved["trainer"]["use_distributed_sampler"] is False
     overlays = ["local.yaml", "local_rho1.yaml"] if exp == "rho1" else ["local.yaml"]
     local = yaml.safe_load(parse(f"{exp}.yaml", *overlays))
     assert local["model"]["class_path"] == yaml.safe_load(parse(f"{exp}.yaml"))["model"]["class_path"]
@@ -117,6 +115,8 @@ def test_run_every_experiment(tmp_path, tiny_bundle, tiny_ref_bundle, local_data
     cli = fit("baseline.yaml", "local.yaml", extra=base)
     assert cli.trainer.global_step == 3 and (tmp_path / "baseline" / "export" / "metadata.json").is_file()
     assert cli.trainer.callback_metrics["val/loss"] > 0
+    # The data side counted exactly the rows of the 3 trained batches (batch size 2).
+    assert cli.datamodule.train_sampler.consumed == 3 * 2
 
     cli = fit("verifiable_stage1.yaml", "local.yaml", extra=base)
     head = tmp_path / "verifiable_stage1" / "export" / "value_head" / "value_head.safetensors"
@@ -163,3 +163,17 @@ def test_bad_config_errors_name_the_key(
     base = common_overrides(tmp_path, tiny_bundle, local_dataset, llama_tokenizer_path)
     with pytest.raises(ValueError, match="has 32000 pieces but the model's vocab_size is"):
         fit("baseline.yaml", "local.yaml", extra=base)
+
+
+def test_one_seed_drives_init_and_data(tmp_path, tiny_bundle, local_dataset, micro_tokenizer_path):
+    """`seed_everything` is the run's only seed: the modules take none, and it changes the data selection."""
+    cfg = [x for c in ("verifiable.yaml", "local.yaml") for x in ("--config", str(ROOT / "configs" / c))]
+    for key in ("--model.init_args.seed", "--data.init_args.seed"):
+        with pytest.raises(SystemExit):
+            main(["fit", *cfg, key, "1", "--print_config"])
+    base = [*common_overrides(tmp_path, tiny_bundle, local_dataset, micro_tokenizer_path), "--trainer.max_steps", "1"]
+    lines = {}
+    for seed in (0, 0, 1):
+        cli = fit("baseline.yaml", "local.yaml", extra=[*base, "--seed_everything", str(seed)])
+        lines.setdefault(seed, []).append(cli.datamodule.train_sampler.lines.tolist())
+    assert lines[0][0] == lines[0][1] and lines[0][0] != lines[1][0]

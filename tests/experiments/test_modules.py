@@ -6,8 +6,8 @@ import pytest
 import torch
 
 from wmtp_lightning.data.collate import MTPCollator
-from wmtp_lightning.data.local_problems import PROBLEMS
-from wmtp_lightning.experiments import BaselineMTP, Rho1MTP, VerifiableCriticMTP
+from wmtp_lightning.data.local_problems import load_local_problems
+from wmtp_lightning.experiments import BaselineMTP, Rho1MTP, VerifiableCriticMTP, Weights
 from wmtp_lightning.models import ModelArgs, Transformer, save_bundle
 from wmtp_lightning.models.tokenizer import Tokenizer
 from wmtp_lightning.models.value_head import ValueHead
@@ -17,18 +17,19 @@ from wmtp_lightning.weighting import IGNORE_INDEX, mtp_targets, weighted_mtp_los
 @pytest.fixture(scope="module")
 def batch(micro_tokenizer_path):
     tok = Tokenizer(micro_tokenizer_path)
+    p0, p1 = load_local_problems()[:2]
     items = [
         {
-            "instruction": p.description,
+            "instruction": p["description"],
             "input": "",
             "output": code,
             "is_correct": ok,
-            "task_id": p.name,
-            "metadata": {"difficulty": p.difficulty},
+            "task_id": p["name"],
+            "metadata": {"difficulty": p["difficulty"]},
             "line": i,
         }
         for i, (p, code, ok) in enumerate(
-            [(PROBLEMS[0], PROBLEMS[0].correct[0], True), (PROBLEMS[1], PROBLEMS[1].incorrect[0], False)]
+            [(p0, p0["solutions"]["solution"][0], True), (p1, p1["incorrect_solutions"]["solution"][0], False)]
         )
     ]
     return MTPCollator(tok)(items)
@@ -41,7 +42,7 @@ def built(module):
 
 def test_baseline_loss_is_uniform_mtp_and_sequential_matches(tiny_bundle, batch):
     m = built(BaselineMTP(model=str(tiny_bundle)))
-    loss, metrics = m.step(batch, "train")
+    loss, metrics, _ = m.step(batch, "train")
     logits = m.model(batch["input_ids"], return_all_heads=True)
     ce = torch.nn.functional.cross_entropy(
         logits.flatten(0, 2), mtp_targets(batch["labels"], 3).flatten(), ignore_index=-100, reduction="none"
@@ -59,13 +60,13 @@ def test_stage1_trains_only_the_value_head_and_stage2_loads_it(tmp_path, tiny_bu
         "value_head.proj.weight",
         "value_head.proj.bias",
     ]
-    loss, metrics = s1.step(batch, "train")
+    loss, metrics, _ = s1.step(batch, "train")
     assert "mtp_loss" not in metrics and loss == metrics["value_loss"]
     torch.nn.init.normal_(s1.value_head.proj.weight)
     s1.value_head.save(tmp_path / "vh.safetensors")
     s2 = built(VerifiableCriticMTP(model=str(tiny_bundle), stage=2, value_head=str(tmp_path / "vh.safetensors")))
     assert torch.equal(s2.value_head.proj.weight, s1.value_head.proj.weight)
-    loss, metrics = s2.step(batch, "train")
+    loss, metrics, _ = s2.step(batch, "train")
     torch.testing.assert_close(loss, metrics["mtp_loss"] + 0.5 * metrics["value_loss"])
     assert metrics["weight_min"] >= 0.1 - 1e-6 and metrics["weight_max"] <= 5.0 + 1e-6
     with pytest.raises(ValueError, match="width 64, the model's trunk has dim 32"):
@@ -77,7 +78,7 @@ def test_reference_is_isolated_and_vocab_checked(tmp_path, tiny_bundle, tiny_ref
     m = built(Rho1MTP(model=str(tiny_bundle), reference=str(tiny_ref_bundle), ratio=0.5))
     assert not any("ref" in n for n, _ in m.named_parameters()) and not any("ref" in k for k in m.state_dict())
     assert all(not p.requires_grad for p in m.ref_model.parameters()) and not m.ref_model.training
-    _, metrics = m.step(batch, "train")
+    _, metrics, _ = m.step(batch, "train")
     n_resp = int((batch["labels"] != IGNORE_INDEX).sum())
     assert metrics["selected_frac"] * n_resp == pytest.approx(-(-n_resp // 2))  # exactly ⌈0.5·N⌉
     other = save_bundle(Transformer(ModelArgs.from_name("tiny", n_future_tokens=1, n_layers=2)), tmp_path / "ref256")
@@ -87,11 +88,13 @@ def test_reference_is_isolated_and_vocab_checked(tmp_path, tiny_bundle, tiny_ref
 
 def test_nan_policy(tiny_bundle, batch, monkeypatch):
     m = built(BaselineMTP(model=str(tiny_bundle)))
-    monkeypatch.setattr(m, "step", lambda b, s: (torch.tensor(float("nan")), {"loss": torch.tensor(float("nan"))}))
+    nan = torch.tensor(float("nan"))
+    monkeypatch.setattr(m, "step", lambda b, s: (nan, {"loss": nan}, Weights()))
     with pytest.raises(FloatingPointError, match="loss is nan at step 0"):
         m.training_step(batch, 0)
     skip = built(BaselineMTP(model=str(tiny_bundle), nan_policy="skip", max_nan_skips=1))
-    monkeypatch.setattr(skip, "step", lambda b, s: (torch.tensor(float("inf")), {"loss": torch.tensor(float("inf"))}))
+    inf = torch.tensor(float("inf"))
+    monkeypatch.setattr(skip, "step", lambda b, s: (inf, {"loss": inf}, Weights()))
     monkeypatch.setattr(skip, "log", lambda *a, **k: None)
     assert skip.training_step(batch, 0) is None and skip.nan_skips == 1
     with pytest.raises(FloatingPointError, match="max_nan_skips=1"):

@@ -61,7 +61,6 @@ def main() -> None:
         strategy=strategy,
         max_steps=6,
         precision="32-true",
-        use_distributed_sampler=False,
         logger=WMTPMLFlowLogger(experiment_name="dist"),
         callbacks=[record, ExportBundle(str(out / "export"))],
         enable_checkpointing=False,

@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from wmtp_lightning.weighting import head_weights, td_errors, td_errors_horizon, td_weights
+from wmtp_lightning.weighting import critic_weights, exp_weights, head_weights, td_errors, td_errors_horizon, whiten
 
 # One row: x_0, x_1 prompt; x_2, x_3 solution; x_4 = EOS (T = 4); x_5 padding.
 LABELS = torch.tensor([[-100, -100, 7, 8, 2, -100]])
@@ -26,19 +26,19 @@ def test_td_errors_by_hand():
 
 def test_weights_by_hand_and_clamp():
     delta, mask = td_errors(VALUES, LABELS, torch.tensor([1.0]))
-    w = td_weights(delta, mask, beta=0.9, min_weight=0.1, max_weight=5.0)
+    w = exp_weights(delta, mask, beta=0.9, min_weight=0.1, max_weight=5.0)
     expected = [0.0, 0.0, math.exp(0.3 / 0.9), math.exp(-0.1 / 0.9), math.exp(0.6 / 0.9), 0.0]
     torch.testing.assert_close(w, torch.tensor([expected]))
-    big = td_weights(torch.tensor([[5.0, -5.0, 0.0]]), torch.ones(1, 3, dtype=torch.bool), beta=0.9)
+    big = exp_weights(torch.tensor([[5.0, -5.0, 0.0]]), torch.ones(1, 3, dtype=torch.bool), beta=0.9)
     assert big.tolist() == [[5.0, pytest.approx(0.1), 1.0]]
     with pytest.raises(ValueError, match="beta"):
-        td_weights(delta, mask, beta=0.0)
+        exp_weights(delta, mask, beta=0.0)
 
 
 def test_no_gradient_flows_through_weights():
     values = VALUES.clone().requires_grad_(True)
     delta, mask = td_errors(values, LABELS, torch.tensor([1.0]))
-    w = td_weights(delta, mask)
+    w = exp_weights(delta, mask, beta=0.9)
     assert not w.requires_grad
     ce = torch.ones(1, 6, requires_grad=True)
     (w * ce).sum().backward()
@@ -51,7 +51,7 @@ def test_terminal_reward_reaches_eos_weight_for_every_head():
     ws = {}
     for R in (0.0, 1.0):
         delta, mask = td_errors(VALUES, LABELS, torch.tensor([R]))
-        ws[R] = head_weights(td_weights(delta, mask), H)  # (1, L, H)
+        ws[R] = head_weights(exp_weights(delta, mask, beta=0.9), H)  # (1, L, H)
     changed = (ws[0.0] != ws[1.0]).nonzero().tolist()
     # Only the predictions of x_T change with R: head k at position T − k, for every k.
     assert sorted(changed) == sorted([0, T - k, k - 1] for k in (1, 2, 3))
@@ -73,3 +73,31 @@ def test_horizon_variant_by_hand():
     assert valid[0, :, 1].tolist() == [True, True, True, False, False, False]
     torch.testing.assert_close(delta[0, :, 0], torch.tensor([0.0, 0.3, -0.1, 0.6, 0.0, 0.0]))
     torch.testing.assert_close(delta[0, :, 1], torch.tensor([1 - 0.2, 1 - 0.5, 1 - 0.4, 0.0, 0.0, 0.0]))
+
+
+def test_whiten_by_hand():
+    x = torch.tensor([[1.0, 2.0, 3.0, 100.0]])
+    m = torch.tensor([[True, True, True, False]])
+    std = math.sqrt(2 / 3)  # population std of 1, 2, 3
+    torch.testing.assert_close(whiten(x, m, eps=0.0), torch.tensor([[-1 / std, 0.0, 1 / std, 0.0]]))
+    one = torch.tensor([[True, False, False, False]])
+    assert whiten(x, one).tolist() == [[1.0, 0.0, 0.0, 0.0]]  # fewer than 2 entries: left as is
+
+
+def test_critic_recipe_chains_the_parts():
+    """critic_weights = td_errors -> (whiten) -> exp_weights -> head_weights, with every option honoured."""
+    R = torch.tensor([1.0])
+    cw = critic_weights(VALUES, LABELS, R, 2, beta=0.5, min_weight=0.2, max_weight=3.0, gamma=0.9)
+    delta, mask = td_errors(VALUES, LABELS, R, gamma=0.9)
+    w = exp_weights(delta, mask, 0.5, 0.2, 3.0)
+    torch.testing.assert_close(cw.delta, delta)
+    torch.testing.assert_close(cw.token_weights, w)
+    torch.testing.assert_close(cw.weights, head_weights(w, 2))
+    wh = critic_weights(VALUES, LABELS, R, 2, whiten_delta=True)
+    torch.testing.assert_close(wh.delta, whiten(td_errors(VALUES, LABELS, R)[0], mask))
+    hz = critic_weights(VALUES, LABELS, R, 2, td_terminal="horizon")
+    d_h, v_h = td_errors_horizon(VALUES, LABELS, R, n_future=2)
+    assert hz.token_weights is None and torch.equal(hz.mask, v_h)
+    torch.testing.assert_close(hz.weights, exp_weights(d_h, v_h, 0.9))
+    with pytest.raises(ValueError, match="td_terminal"):
+        critic_weights(VALUES, LABELS, R, 2, td_terminal="window")

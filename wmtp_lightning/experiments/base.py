@@ -1,9 +1,10 @@
-"""The shared LightningModule: model set-up, the MTP step, optimisation, logging, export.
+"""The shared training LightningModule: model set-up, the MTP step, optimisation, logging.
 
 An experiment subclasses `MTPModule` and overrides one hook, `token_weights`, which turns a
 batch and the forward outputs into per-prediction weights (and optionally an auxiliary loss
-and metrics). Everything else (building the model, the weighted MTP loss, NaN policy, sampler
-progress, RNG in checkpoints, sharding hooks) is here, once.
+and metrics). Everything else (building the model, the weighted MTP loss, NaN policy, RNG in
+checkpoints, sharding hooks) is here, once. Evaluation (`wmtp test`) is its own module,
+`evaluation.module.EvalMTP`; the data side keeps its own sampler progress.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import logging
 import random
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 import lightning.pytorch as pl
 import numpy as np
@@ -20,9 +21,9 @@ import torch
 from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from torch import nn
 
-from wmtp_lightning.models.bundle import bundle_tokenizer, load_bundle, read_params
-from wmtp_lightning.models.tokenizer import Tokenizer
+from wmtp_lightning.models.bundle import load_bundle, read_params
 from wmtp_lightning.models.transformer import ModelArgs, MTPOutput, Transformer, TransformerBlock
+from wmtp_lightning.seed import run_seed
 from wmtp_lightning.weighting import IGNORE_INDEX, mtp_targets, weighted_mtp_loss
 
 log = logging.getLogger(__name__)
@@ -39,14 +40,23 @@ class Weights:
     weights: (B, L, H) per-prediction weights (position-indexed, see `weighting.losses`), or None
         for uniform weights. aux_loss: added to the MTP loss (e.g. value_coef · value loss).
     normalize: override of the module's normaliser (Rho-1 hard selection divides by the
-        number of selected tokens). skip_mtp: the policy is not trained this step (critic stage 1).
+        number of selected tokens).
+    token_weights / token_mask: (B, L) weight per response token and where it is defined, when
+        the experiment has one weight per token (for plots; None otherwise).
     """
 
     weights: torch.Tensor | None = None
     aux_loss: torch.Tensor | None = None
     metrics: dict[str, torch.Tensor] = field(default_factory=dict)
     normalize: str | None = None
-    skip_mtp: bool = False
+    token_weights: torch.Tensor | None = None
+    token_mask: torch.Tensor | None = None
+
+
+class Exportable(Protocol):
+    """A module exported beside the policy (e.g. the value head): it knows how to save itself."""
+
+    def save(self, path: str | Path) -> None: ...
 
 
 class MTPModule(pl.LightningModule):
@@ -67,7 +77,9 @@ class MTPModule(pl.LightningModule):
         nan_policy: "stop" raises on a NaN/inf loss; "skip" drops the step and counts it
             (single device only: a skipped step on one rank would desynchronise the others).
         max_nan_skips: with "skip", stop after this many skipped steps.
-        seed: base seed; each rank draws from seed + rank after the model is built.
+
+    The run's one seed is `seed_everything` (see `wmtp_lightning.seed`): a preset model is
+    initialised from it, and each rank draws from seed + rank once training starts.
     """
 
     def __init__(
@@ -83,7 +95,6 @@ class MTPModule(pl.LightningModule):
         activation_checkpointing: bool = False,
         nan_policy: Literal["stop", "skip"] = "stop",
         max_nan_skips: int = 10,
-        seed: int = 0,
     ):
         super().__init__()
         if (model is None) == (preset is None):
@@ -115,7 +126,7 @@ class MTPModule(pl.LightningModule):
     def build_model(self) -> Transformer:
         if self.hparams.model is not None:
             return load_bundle(self.hparams.model)
-        torch.manual_seed(self.hparams.seed)
+        torch.manual_seed(run_seed())
         return Transformer(self.args)
 
     def configure_model(self) -> None:
@@ -150,6 +161,13 @@ class MTPModule(pl.LightningModule):
         """Trainable modules besides the transformer that must be sharded/synchronised too."""
         return []
 
+    def export_extras(self) -> dict[str, Exportable]:
+        """Modules exported beside the policy (`ExportBundle` writes `<name>/<name>.safetensors`).
+
+        Collective under sharding: every rank calls it; the modules returned are whole, on CPU.
+        """
+        return {}
+
     # ------------------------------------------------------------------ step
     def forward(self, batch: dict[str, torch.Tensor], n_future: int | None = None) -> MTPOutput:
         return self.model(
@@ -167,7 +185,7 @@ class MTPModule(pl.LightningModule):
         """The experiment's hook: per-prediction weights (B, L, H) for this batch. Default: uniform."""
         return Weights()
 
-    def step(self, batch: dict[str, torch.Tensor], stage: str) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    def step(self, batch: dict[str, torch.Tensor], stage: str) -> tuple[torch.Tensor, dict[str, torch.Tensor], Weights]:
         out = self(batch, self.heads_needed())
         H = out.ce.shape[-1]
         labels = batch["labels"]
@@ -175,7 +193,7 @@ class MTPModule(pl.LightningModule):
         w = self.token_weights(batch, out, valid, stage)
         metrics: dict[str, torch.Tensor] = dict(w.metrics)
         loss = out.ce.new_zeros(())
-        if H and not w.skip_mtp:
+        if H:
             mtp, per_head = weighted_mtp_loss(
                 out.ce, valid, w.weights, w.normalize or self.hparams.normalize, self.hparams.head_coefs
             )
@@ -193,11 +211,10 @@ class MTPModule(pl.LightningModule):
         if w.aux_loss is not None:
             loss = loss + w.aux_loss
         metrics["loss"] = loss.detach()
-        return loss, metrics
+        return loss, metrics, w
 
-    def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor | None:
-        self._advance_sampler(batch)
-        loss, metrics = self.step(batch, "train")
+    def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> dict[str, Any] | None:
+        loss, metrics, w = self.step(batch, "train")
         if not torch.isfinite(loss):
             return self._non_finite(loss, batch_idx)
         self.log_dict(
@@ -208,10 +225,11 @@ class MTPModule(pl.LightningModule):
             batch_size=len(batch["input_ids"]),
         )
         self.log("loss", metrics["loss"], prog_bar=True, on_step=True, on_epoch=False, logger=False)
-        return loss
+        # Callbacks (e.g. WeightPlots) read the step's token weights from `outputs`, not from the module.
+        return {"loss": loss, "token_weights": w.token_weights, "token_mask": w.token_mask}
 
     def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
-        _, metrics = self.step(batch, "val")
+        _, metrics, _ = self.step(batch, "val")
         self.log_dict(
             {f"val/{k}": v for k, v in metrics.items()},
             on_step=False,
@@ -234,75 +252,6 @@ class MTPModule(pl.LightningModule):
             raise FloatingPointError(f"{self.nan_skips} non-finite losses (max_nan_skips={self.hparams.max_nan_skips})")
         return None
 
-    # ------------------------------------------------------------------ evaluation (wmtp test / predict)
-    @property
-    def tokenizer(self) -> Tokenizer:
-        """The model bundle's tokenizer (evaluation decodes with it)."""
-        if getattr(self, "_tokenizer", None) is None:
-            if self.hparams.model is None:
-                raise ValueError("generation needs a model bundle with a tokenizer (model=...), not a preset")
-            self._tokenizer = bundle_tokenizer(self.hparams.model, self.args)
-        return self._tokenizer
-
-    def _eval_dm(self) -> Any:
-        dm = getattr(self.trainer, "datamodule", None)
-        if dm is None or not hasattr(dm, "generation_config"):
-            raise ValueError(
-                "`wmtp test` / `wmtp predict` need data.class_path: "
-                "wmtp_lightning.evaluation.EvalDataModule (see configs/eval/)"
-            )
-        return dm
-
-    def on_test_epoch_start(self) -> None:
-        from wmtp_lightning.evaluation.generation import SpeculativeStats
-        from wmtp_lightning.evaluation.metrics import PassAtK
-
-        self.pass_at_k = PassAtK(self._eval_dm().ks).to(self.device)
-        self._eval_rows: list[dict[str, Any]] = []
-        self._spec_stats = SpeculativeStats()
-
-    def _complete(self, problems: list[Any]) -> list[list[str]]:
-        from wmtp_lightning.evaluation.runner import complete
-
-        dm = self._eval_dm()
-        return complete(
-            self.model,
-            self.tokenizer,
-            problems,
-            dm.hparams.template,
-            [dm.generation_config(p) for p in problems],
-            dm.hparams.decoding,
-            self._spec_stats,
-        )
-
-    def test_step(self, batch: list[Any], batch_idx: int) -> None:
-        from wmtp_lightning.evaluation.runner import judge_all
-
-        dm = self._eval_dm()
-        rows = judge_all(batch, self._complete(batch), dm.limits, dm.hparams.workers)
-        self._eval_rows += rows
-        for p in batch:
-            verdicts = [r["passed"] for r in rows if r["task_id"] == p.task_id]
-            self.pass_at_k.update(torch.tensor(len(verdicts)), torch.tensor(sum(verdicts)))
-
-    def on_test_epoch_end(self) -> None:
-        from wmtp_lightning.evaluation.results import write_results
-
-        values = self.pass_at_k.compute()  # synced across ranks
-        for k, v in values.items():  # MLflow metric names cannot hold "@"
-            self.log(f"test/{k.replace('@', '_at_')}", v.float(), rank_zero_only=True)
-        if self._spec_stats.forward_passes:
-            self.log("test/spec_acceptance_rate", self._spec_stats.acceptance_rate)
-            self.log("test/spec_tokens_per_pass", self._spec_stats.tokens_per_pass)
-        write_results(self.trainer, self._eval_rows, {k: float(v) for k, v in values.items()}, self._eval_dm())
-
-    def predict_step(self, batch: list[Any], batch_idx: int) -> list[dict[str, Any]]:
-        if not hasattr(self, "_spec_stats"):
-            from wmtp_lightning.evaluation.generation import SpeculativeStats
-
-            self._spec_stats = SpeculativeStats()
-        return [{"task_id": p.task_id, "completion": c} for p, cs in zip(batch, self._complete(batch)) for c in cs]
-
     # ------------------------------------------------------------------ hooks
     def setup(self, stage: str) -> None:
         if self.hparams.nan_policy == "skip" and self.trainer.world_size > 1:
@@ -319,18 +268,10 @@ class MTPModule(pl.LightningModule):
             )
 
     def on_fit_start(self) -> None:
-        rank_seed = self.hparams.seed + self.global_rank
+        rank_seed = run_seed() + self.global_rank
         torch.manual_seed(rank_seed)
         np.random.seed(rank_seed % 2**32)
         random.seed(rank_seed)
-
-    def _advance_sampler(self, batch: dict[str, torch.Tensor]) -> None:
-        # Counted when a batch reaches training_step (not when it is prefetched), and before
-        # ModelCheckpoint saves at the end of the step, so a checkpoint records exactly what
-        # was consumed and a resumed run continues with the next unseen sample.
-        dm = getattr(self._trainer, "datamodule", None) if self._trainer is not None else None
-        if dm is not None and hasattr(dm, "advance"):
-            dm.advance(int(batch["n_items"]) if "n_items" in batch else len(batch["input_ids"]))
 
     def optimizer_step(self, *args: Any, **kwargs: Any) -> None:
         super().optimizer_step(*args, **kwargs)

@@ -12,20 +12,16 @@ from wmtp_lightning.experiments.base import MTPModule, Weights
 from wmtp_lightning.io import sha256_file
 from wmtp_lightning.models.bundle import TOKENIZER, load_bundle, read_params
 from wmtp_lightning.models.transformer import MTPOutput, Transformer
-from wmtp_lightning.weighting import (
-    ce_at_tokens,
-    head_weights,
-    masked_stats,
-    rho1_per_head_scores,
-    rho1_token_scores,
-    shift_targets,
-    soft_weights,
-    token_ce,
-    topk_mask,
-    weight_stats,
-)
+from wmtp_lightning.weighting import ce_at_tokens, masked_stats, rho1_weights, shift_targets, token_ce, weight_stats
 
 log = logging.getLogger(__name__)
+
+
+@torch.no_grad()
+def reference_token_ce(ref: Transformer, input_ids: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """CE_ref(x_j) per target token (B, L), from the reference's next-token head (0 off the response)."""
+    logits = ref(input_ids)  # (B, L, V), head 1
+    return ce_at_tokens(token_ce(logits, shift_targets(labels, 1)), 1)
 
 
 class Rho1MTP(MTPModule):
@@ -78,44 +74,37 @@ class Rho1MTP(MTPModule):
         # Not a registered submodule: never in the optimizer, the checkpoint or FSDP sharding.
         object.__setattr__(self, "ref_model", ref)
 
-    @torch.no_grad()
     def reference_ce(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         """Token-indexed CE_ref(x_j) (B, L) from the reference's next-token head."""
         ref: Transformer = self.ref_model
         ref.to(batch["input_ids"].device)
-        logits = ref(batch["input_ids"])  # (B, L, V), head 1
-        return ce_at_tokens(token_ce(logits, shift_targets(batch["labels"], 1)), 1)
+        return reference_token_ce(ref, batch["input_ids"], batch["labels"])
 
     def token_weights(self, batch: dict[str, torch.Tensor], out: MTPOutput, valid: torch.Tensor, stage: str) -> Weights:
         h = self.hparams
-        labels = batch["labels"]
-        ce_ref = self.reference_ce(batch)
-        H = out.ce.shape[-1]
-        if h.score == "token":
-            scores, mask = rho1_token_scores(ce_at_tokens(out.ce[..., 0].detach(), 1), ce_ref, labels)
-            w_tok = (
-                topk_mask(scores, mask, h.ratio)
-                if h.mode == "hard"
-                else soft_weights(scores, mask, h.beta, h.min_weight, h.max_weight)
-            )
-            weights = head_weights(w_tok, H)
-            metrics = {
-                "selected_frac": (w_tok * mask).sum() / mask.sum().clamp_min(1),
-                **masked_stats(scores, mask, "excess"),
-            }
-            self._last_weights = (batch["input_ids"].detach(), w_tok.detach(), mask)
-        else:
-            scores = rho1_per_head_scores(out.ce, valid, ce_ref)
-            weights = (
-                topk_mask(scores, valid, h.ratio)
-                if h.mode == "hard"
-                else soft_weights(scores, valid, h.beta, h.min_weight, h.max_weight)
-            )
-            metrics = {
-                "selected_frac": (weights * valid).sum() / valid.sum().clamp_min(1),
-                **masked_stats(scores, valid, "excess"),
-            }
+        rw = rho1_weights(
+            out.ce,
+            valid,
+            self.reference_ce(batch),
+            batch["labels"],
+            ratio=h.ratio,
+            score=h.score,
+            mode=h.mode,
+            beta=h.beta,
+            min_weight=h.min_weight,
+            max_weight=h.max_weight,
+        )
+        kept = rw.token_weights if rw.token_weights is not None else rw.weights
+        metrics = {
+            "selected_frac": (kept * rw.mask).sum() / rw.mask.sum().clamp_min(1),
+            **masked_stats(rw.scores, rw.mask, "excess"),
+        }
         if h.mode == "soft":
-            metrics.update(weight_stats(weights, valid, h.min_weight, h.max_weight))
-        # Hard selection: normalise by the number of selected tokens (the Rho-1 paper).
-        return Weights(weights=weights, metrics=metrics, normalize="weight" if h.mode == "hard" else None)
+            metrics.update(weight_stats(rw.weights, valid, h.min_weight, h.max_weight))
+        return Weights(
+            weights=rw.weights,
+            metrics=metrics,
+            normalize=rw.normalize,
+            token_weights=rw.token_weights,
+            token_mask=rw.mask if rw.token_weights is not None else None,
+        )

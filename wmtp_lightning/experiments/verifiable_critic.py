@@ -18,22 +18,19 @@ from typing import Any, Literal
 import torch
 from torch import nn
 
-from wmtp_lightning.experiments.base import MTPModule, Weights
+from wmtp_lightning.experiments.base import Exportable, MTPModule, Weights
 from wmtp_lightning.models.transformer import MTPOutput
 from wmtp_lightning.models.value_head import ValueHead
 from wmtp_lightning.weighting import (
     binary_auc,
     clipped_value_loss,
     cosine_drift,
+    critic_weights,
     explained_variance,
     final_values,
-    head_weights,
     masked_stats,
     mc_value_targets,
-    td_errors,
-    td_errors_horizon,
     td_lambda_value_targets,
-    td_weights,
     weight_stats,
 )
 
@@ -156,34 +153,41 @@ class VerifiableCriticMTP(MTPModule):
         if stage == "val":
             self._val_final.append(final_values(v_det, labels).cpu())
             self._val_reward.append(reward.detach().cpu())
-        if h.stage == 1:
-            return Weights(aux_loss=vloss, metrics=metrics, skip_mtp=True)
+        if h.stage == 1:  # `heads_needed` is 0: no policy loss, the value loss is the whole loss
+            return Weights(aux_loss=vloss, metrics=metrics)
 
         H = out.ce.shape[-1]
-        if h.td_terminal == "sequence":
-            delta, tmask = td_errors(v_det, labels, reward, h.gamma)
-            delta = self._whiten(delta, tmask) if h.whiten else delta
-            w_tok = td_weights(delta, tmask, h.beta, h.min_weight, h.max_weight)
-            weights = head_weights(w_tok, H)
-            metrics.update(weight_stats(w_tok, tmask, h.min_weight, h.max_weight))
-            metrics.update(masked_stats(delta, tmask, "td"))
-            self._last_weights = (batch["input_ids"].detach(), w_tok.detach(), tmask)
-        else:
-            delta, tmask = td_errors_horizon(v_det, labels, reward, H, h.gamma)
-            delta = self._whiten(delta, tmask) if h.whiten else delta
-            weights = td_weights(delta, tmask, h.beta, h.min_weight, h.max_weight)
-            metrics.update(weight_stats(weights, tmask, h.min_weight, h.max_weight))
-            metrics.update(masked_stats(delta, tmask, "td"))
+        cw = critic_weights(
+            v_det,
+            labels,
+            reward,
+            H,
+            beta=h.beta,
+            min_weight=h.min_weight,
+            max_weight=h.max_weight,
+            gamma=h.gamma,
+            td_terminal=h.td_terminal,
+            whiten_delta=h.whiten,
+        )
+        metrics.update(
+            weight_stats(
+                cw.token_weights if cw.token_weights is not None else cw.weights, cw.mask, h.min_weight, h.max_weight
+            )
+        )
+        metrics.update(masked_stats(cw.delta, cw.mask, "td"))
         for k in range(H):
             metrics.update(
-                weight_stats(weights[..., k], valid[..., k], h.min_weight, h.max_weight, prefix=f"weight_head{k + 1}")
+                weight_stats(
+                    cw.weights[..., k], valid[..., k], h.min_weight, h.max_weight, prefix=f"weight_head{k + 1}"
+                )
             )
-        return Weights(weights=weights, aux_loss=h.value_coef * vloss, metrics=metrics)
-
-    @staticmethod
-    def _whiten(delta: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        v = delta[mask]
-        return (delta - v.mean()) / (v.std(unbiased=False) + 1e-6) * mask if v.numel() > 1 else delta
+        return Weights(
+            weights=cw.weights,
+            aux_loss=h.value_coef * vloss,
+            metrics=metrics,
+            token_weights=cw.token_weights,
+            token_mask=cw.mask if cw.token_weights is not None else None,
+        )
 
     # ------------------------------------------------------------------ anchor, AUC, drift
     def after_optimizer_step(self) -> None:
@@ -219,13 +223,13 @@ class VerifiableCriticMTP(MTPModule):
         if torch.isfinite(auc):
             self.log("val/value_auc", auc, rank_zero_only=True)
 
-    def value_head_state(self) -> ValueHead:
-        """A plain (unsharded, CPU) copy of the value head for export."""
+    def export_extras(self) -> dict[str, Exportable]:
+        """The value head, whole and on CPU, exported beside the policy (stage 2 starts from it)."""
         head = ValueHead(self.args.dim)
         with torch.no_grad(), full_params(self.value_head) as params:
             for dst, p in zip(head.parameters(), params):
                 dst.copy_(p.detach().cpu())
-        return head
+        return {"value_head": head}
 
 
 @contextmanager

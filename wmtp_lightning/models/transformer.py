@@ -30,6 +30,16 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
+IGNORE_INDEX = -100  # label of a position that is not learned (prompt, padding); F.cross_entropy's default
+
+
+def shift_targets(labels: torch.Tensor, k: int) -> torch.Tensor:
+    """Targets of head k: out[b, t] = labels[b, t + k], or IGNORE_INDEX where t + k >= L.  (B, L) -> (B, L)."""
+    out = torch.full_like(labels, IGNORE_INDEX)
+    if k < labels.shape[1]:
+        out[:, : labels.shape[1] - k] = labels[:, k:]
+    return out
+
 
 @dataclass(frozen=True)
 class ModelArgs:
@@ -422,7 +432,7 @@ class Transformer(nn.Module):
         Without targets: (B, T, V) next-token logits, or (B, T, H, V) with `return_all_heads=True`
         (H = `n_future` or all `n_future_tokens`), float32 whatever the weight dtype.
 
-        With targets (B, T) (-100 = not learned): an `MTPOutput` with per-prediction cross
+        With targets (B, T) (IGNORE_INDEX = not learned): an `MTPOutput` with per-prediction cross
         entropies instead of logits, so the (B, T, H, V) tensor need never exist at once.
         `sequential_heads` computes each head under activation checkpointing: its logits are
         freed right after its loss, and backward recomputes and back-propagates one head at a
@@ -446,9 +456,7 @@ class Transformer(nn.Module):
         H = self.n_future_tokens if n_future is None else n_future
         ce, correct = [], []
         for k in range(1, H + 1):
-            t_k = torch.full_like(targets, -100)
-            if k < targets.shape[1]:
-                t_k[:, : targets.shape[1] - k] = targets[:, k:]  # head k at t predicts x_{t+k}
+            t_k = shift_targets(targets, k)  # head k at t predicts x_{t+k}
             if sequential and torch.is_grad_enabled():
                 c, ok = checkpoint(self._head_ce, k, h_trunk, freqs, t_k, use_reentrant=False)
             else:
@@ -466,10 +474,10 @@ class Transformer(nn.Module):
     def _head_ce(
         self, k: int, h_trunk: torch.Tensor, freqs: torch.Tensor, targets_k: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """(B, T) cross entropy of head k (0 where target is -100) and argmax hits (bool)."""
+        """(B, T) cross entropy of head k (0 where the target is IGNORE_INDEX) and argmax hits (bool)."""
         logits = self.unembed(self.head_hidden(k, h_trunk, freqs))  # (B, T, V) float32
-        ce = F.cross_entropy(logits.flatten(0, 1), targets_k.flatten(), ignore_index=-100, reduction="none")
-        correct = (logits.detach().argmax(-1) == targets_k) & (targets_k != -100)
+        ce = F.cross_entropy(logits.flatten(0, 1), targets_k.flatten(), ignore_index=IGNORE_INDEX, reduction="none")
+        correct = (logits.detach().argmax(-1) == targets_k) & (targets_k != IGNORE_INDEX)
         return ce.view(targets_k.shape), correct
 
     def new_cache(self, batch_size: int, max_len: int, dtype: torch.dtype | None = None) -> KVCache:

@@ -1,4 +1,8 @@
-"""Token-weighting math as small pure functions (no Lightning). Notation: see `losses.py`."""
+"""Token-weighting math as small pure functions (no Lightning). Notation: see `losses.py`.
+
+The two recipes, `critic_weights` (td.py) and `rho1_weights` (rho1.py), are what the experiments
+and the analysis notebook call; the rest are their parts, each tested on hand-computed tensors.
+"""
 
 from wmtp_lightning.weighting.losses import (
     IGNORE_INDEX,
@@ -10,9 +14,18 @@ from wmtp_lightning.weighting.losses import (
     token_ce,
     weighted_mtp_loss,
 )
-from wmtp_lightning.weighting.rho1 import ce_at_tokens, rho1_per_head_scores, rho1_token_scores, soft_weights, topk_mask
+from wmtp_lightning.weighting.rho1 import (
+    Rho1Weights,
+    ce_at_tokens,
+    rho1_per_head_scores,
+    rho1_token_scores,
+    rho1_weights,
+    topk_mask,
+    topk_mask_per_head,
+)
 from wmtp_lightning.weighting.stats import masked_stats, weight_stats
-from wmtp_lightning.weighting.td import td_errors, td_errors_horizon, td_weights
+from wmtp_lightning.weighting.td import CriticWeights, critic_weights, td_errors, td_errors_horizon
+from wmtp_lightning.weighting.transforms import exp_weights, whiten
 from wmtp_lightning.weighting.value import (
     binary_auc,
     clipped_value_loss,
@@ -26,10 +39,14 @@ from wmtp_lightning.weighting.value import (
 
 __all__ = [
     "IGNORE_INDEX",
+    "CriticWeights",
+    "Rho1Weights",
     "binary_auc",
     "ce_at_tokens",
     "clipped_value_loss",
     "cosine_drift",
+    "critic_weights",
+    "exp_weights",
     "explained_variance",
     "final_values",
     "head_weights",
@@ -40,15 +57,16 @@ __all__ = [
     "response_bounds",
     "rho1_per_head_scores",
     "rho1_token_scores",
+    "rho1_weights",
     "shift_targets",
-    "soft_weights",
     "td_errors",
     "td_errors_horizon",
     "td_lambda_value_targets",
-    "td_weights",
     "token_ce",
     "topk_mask",
+    "topk_mask_per_head",
     "value_state_mask",
     "weight_stats",
     "weighted_mtp_loss",
+    "whiten",
 ]

@@ -20,16 +20,9 @@ from typing import Literal
 import torch
 import torch.nn.functional as F
 
-IGNORE_INDEX = -100
+from wmtp_lightning.models.transformer import IGNORE_INDEX, shift_targets
+
 Normalize = Literal["token", "weight"]
-
-
-def shift_targets(labels: torch.Tensor, k: int) -> torch.Tensor:
-    """Targets of head k: out[b, t] = labels[b, t + k], or -100 where t + k >= L.  (B, L) -> (B, L)."""
-    out = torch.full_like(labels, IGNORE_INDEX)
-    if k < labels.shape[1]:
-        out[:, : labels.shape[1] - k] = labels[:, k:]
-    return out
 
 
 def mtp_targets(labels: torch.Tensor, n_future: int) -> torch.Tensor:

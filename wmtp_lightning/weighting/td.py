@@ -7,7 +7,8 @@ reward R = 1 if the solution is correct else 0 and V(terminal) = 0:
     δ_j = γ·V_j − V_{j−1}     for p <= j < T   (intermediate: r = 0, bootstrapped)
     δ_T = R − V_{T−1}                           (terminal: the reward itself)
 
-    w_j = clamp(exp(δ_j / β), min_weight, max_weight), computed without gradient.
+    w_j = clamp(exp(δ_j / β), min_weight, max_weight), computed without gradient
+          (optionally δ is whitened over the batch's response tokens first).
 
 A token that raises the expected reward gets w > 1, one that lowers it w < 1; in a failing
 solution the token where the value drops (the bug) is down-weighted.
@@ -15,9 +16,13 @@ solution the token where the value drops (the bug) is down-weighted.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Literal
+
 import torch
 
 from wmtp_lightning.weighting.losses import IGNORE_INDEX, head_weights, mtp_targets, response_bounds
+from wmtp_lightning.weighting.transforms import exp_weights, whiten
 
 
 def td_errors(
@@ -59,12 +64,52 @@ def td_errors_horizon(
     return delta * valid, valid
 
 
+@dataclass
+class CriticWeights:
+    """What `critic_weights` gives the loss and the logs.
+
+    weights (B, L, H): position-indexed per-prediction weights (see `losses.head_weights`).
+    delta: TD errors, token-indexed (B, L) for `sequence`, position-indexed (B, L, H) for `horizon`
+        (whitened if asked). mask: where `delta`/`weights` are defined (same shape as delta).
+    token_weights (B, L): w_j per response token (`sequence` only; None for `horizon`, whose weights
+        differ per head).
+    """
+
+    weights: torch.Tensor
+    delta: torch.Tensor
+    mask: torch.Tensor
+    token_weights: torch.Tensor | None
+
+
 @torch.no_grad()
-def td_weights(
-    delta: torch.Tensor, mask: torch.Tensor, beta: float = 0.9, min_weight: float = 0.1, max_weight: float = 5.0
-) -> torch.Tensor:
-    """w = clamp(exp(δ/β), min, max) on masked-in entries, 0 elsewhere; never carries gradient."""
-    if beta <= 0:
-        raise ValueError(f"beta must be > 0, got {beta}")
-    w = torch.exp(delta.detach().float() / beta).clamp(min_weight, max_weight)
-    return w * mask
+def critic_weights(
+    values: torch.Tensor,
+    labels: torch.Tensor,
+    reward: torch.Tensor,
+    n_future: int,
+    *,
+    beta: float = 0.9,
+    min_weight: float = 0.1,
+    max_weight: float = 5.0,
+    gamma: float = 1.0,
+    td_terminal: Literal["sequence", "horizon"] = "sequence",
+    whiten_delta: bool = False,
+) -> CriticWeights:
+    """The critic's recipe: values -> TD errors -> (whiten) -> clamp(exp(δ/β)) -> per-head weights.
+
+    values (B, L) (detached here), labels (B, L), reward (B,). Training and the analysis notebook
+    both call this, so what the notebook shows is what the loss saw, for any hyperparameters.
+    """
+    v = values.detach().float()
+    if td_terminal == "sequence":
+        delta, mask = td_errors(v, labels, reward, gamma)
+    elif td_terminal == "horizon":
+        delta, mask = td_errors_horizon(v, labels, reward, n_future, gamma)
+    else:
+        raise ValueError(f"td_terminal must be 'sequence' or 'horizon', got {td_terminal!r}")
+    if whiten_delta:
+        delta = whiten(delta, mask)
+    w = exp_weights(delta, mask, beta, min_weight, max_weight)
+    if td_terminal == "sequence":
+        return CriticWeights(head_weights(w, n_future), delta, mask, w)
+    return CriticWeights(w, delta, mask, None)

@@ -107,13 +107,13 @@ def final_values(values: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
 
 @torch.no_grad()
 def binary_auc(scores: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-    """ROC AUC by the Mann–Whitney statistic (ties count ½); NaN if a class is absent."""
-    s, y = scores.float().flatten(), labels.bool().flatten()
-    pos, neg = s[y], s[~y]
-    if len(pos) == 0 or len(neg) == 0:
+    """ROC AUC (torchmetrics' `binary_auroc`; ties count ½); NaN when a class is absent (no AUC exists)."""
+    from torchmetrics.functional.classification import binary_auroc
+
+    y = labels.flatten().long()
+    if y.numel() == 0 or bool(y.all()) or not bool(y.any()):
         return torch.tensor(float("nan"))
-    diff = pos[:, None] - neg[None, :]
-    return ((diff > 0).float() + 0.5 * (diff == 0).float()).mean()
+    return binary_auroc(scores.flatten().float(), y)
 
 
 @torch.no_grad()
