@@ -73,10 +73,7 @@ def main(argv: list[str] | None = None) -> None:
 
     uri = resolve_tracking_uri()
     print(f"\nDone in {time.monotonic() - t0:.0f} s.")
-    print(
-        f"  MLflow run:       {run_id}  (store: {uri}; "
-        f"browse with `mlflow ui --backend-store-uri {uri}`)"
-    )
+    print(f"  MLflow run:       {run_id}  (store: {uri}; browse with `mlflow ui --backend-store-uri {uri}`)")
     print(f"  checkpoints:      {RUNS / 'verifiable_stage2' / 'checkpoints'}")
     print(f"  exported model:   {export}  (value head in {export / 'value_head'})")
 
