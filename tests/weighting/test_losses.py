@@ -6,7 +6,14 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from wmtp_lightning.weighting import mtp_targets, mtp_token_ce, response_bounds, shift_targets, weighted_mtp_loss
+from wmtp_lightning.weighting import (
+    mtp_targets,
+    mtp_token_ce,
+    response_bounds,
+    shift_targets,
+    target_counts,
+    weighted_mtp_loss,
+)
 
 
 def test_targets_shift_and_pad():
@@ -62,3 +69,31 @@ def test_prompt_and_padding_never_enter_loss_or_normaliser():
 def test_response_bounds():
     first, last, has = response_bounds(torch.tensor([[-100, 1, 2, -100], [-100, -100, -100, -100]]))
     assert first[0] == 1 and last[0] == 2 and has.tolist() == [True, False]
+
+
+def test_explicit_denominators_replace_the_batch_count():
+    ce = torch.tensor([[[1.0, 2.0], [3.0, 4.0], [5.0, 6.0]]])
+    valid = torch.tensor([[[True, True], [True, False], [False, False]]])
+    total, per_head = weighted_mtp_loss(ce, valid, None, denominators=torch.tensor([8.0, 4.0]))
+    assert per_head.tolist() == [(1 + 3) / 8, 2 / 4] and total.item() == pytest.approx(0.5)
+
+
+def test_target_counts_by_hand():
+    # p = 3 prompt tokens, r = 4 response tokens: every head scores all 4 (j >= 3 >= k for k <= 3)
+    # p = 1 (BOS only), r = 3: head 1 scores 3, head 2 scores x_2, x_3 (2), head 3 only x_3 (1)
+    counts = target_counts(torch.tensor([3, 1, 5]), torch.tensor([4, 3, 0]), 3)
+    assert counts.tolist() == [[4, 4, 4], [3, 2, 1], [0, 0, 0]]
+
+
+def test_target_counts_match_the_collated_labels():
+    """The counts known before a step equal what `mtp_targets` marks valid in the padded batch."""
+    rows = [(3, 4), (1, 3), (6, 2), (2, 1)]
+    L = max(p + r for p, r in rows) + 2  # padding too
+    labels = torch.full((len(rows), L), -100)
+    for i, (p, r) in enumerate(rows):
+        labels[i, p : p + r] = torch.arange(r) + 5
+    for H in (1, 2, 4):
+        valid = mtp_targets(labels, H) != -100
+        expected = valid.sum(1)  # (B, H)
+        got = target_counts(torch.tensor([p for p, _ in rows]), torch.tensor([r for _, r in rows]), H)
+        assert got.tolist() == expected.tolist(), H

@@ -7,7 +7,16 @@ import math
 import pytest
 import torch
 
-from wmtp_lightning.weighting import critic_weights, exp_weights, head_weights, td_errors, td_errors_horizon, whiten
+from wmtp_lightning.weighting import (
+    after_first_drop,
+    critic_weights,
+    cumulative_td,
+    exp_weights,
+    head_weights,
+    td_errors,
+    td_errors_horizon,
+    whiten,
+)
 
 # One row: x_0, x_1 prompt; x_2, x_3 solution; x_4 = EOS (T = 4); x_5 padding.
 LABELS = torch.tensor([[-100, -100, 7, 8, 2, -100]])
@@ -94,10 +103,43 @@ def test_critic_recipe_chains_the_parts():
     torch.testing.assert_close(cw.token_weights, w)
     torch.testing.assert_close(cw.weights, head_weights(w, 2))
     wh = critic_weights(VALUES, LABELS, R, 2, whiten_delta=True)
-    torch.testing.assert_close(wh.delta, whiten(td_errors(VALUES, LABELS, R)[0], mask))
+    torch.testing.assert_close(wh.signal, whiten(td_errors(VALUES, LABELS, R)[0], mask))
+    torch.testing.assert_close(wh.delta, td_errors(VALUES, LABELS, R)[0])  # the raw δ is kept beside it
     hz = critic_weights(VALUES, LABELS, R, 2, td_terminal="horizon")
     d_h, v_h = td_errors_horizon(VALUES, LABELS, R, n_future=2)
     assert hz.token_weights is None and torch.equal(hz.mask, v_h)
     torch.testing.assert_close(hz.weights, exp_weights(d_h, v_h, 0.9))
     with pytest.raises(ValueError, match="td_terminal"):
         critic_weights(VALUES, LABELS, R, 2, td_terminal="window")
+
+
+def test_truncated_row_has_no_terminal_step():
+    """A truncated row does not end with EOS: its last token is bootstrapped, the reward is not in view."""
+    delta, _ = td_errors(VALUES, LABELS, torch.tensor([0.0]), gamma=1.0, ended=torch.tensor([False]))
+    # δ_4 = V_4 − V_3 = 0.9 − 0.4 (bootstrapped), not R − V_3 = −0.4
+    torch.testing.assert_close(delta, torch.tensor([[0.0, 0.0, 0.3, -0.1, 0.5, 0.0]]))
+    ended, _ = td_errors(VALUES, LABELS, torch.tensor([0.0]), ended=torch.tensor([True]))
+    torch.testing.assert_close(ended, td_errors(VALUES, LABELS, torch.tensor([0.0]))[0])
+
+
+def test_cumulative_signal_telescopes_to_the_value_change_since_the_start():
+    R = torch.tensor([0.0])
+    delta, mask = td_errors(VALUES, LABELS, R)  # [0, 0, 0.3, -0.1, -0.4, 0]
+    cum = cumulative_td(delta, mask)
+    # V_2 − V_1 = 0.3; V_3 − V_1 = 0.2; R − V_1 = −0.2 (γ = 1: Σ δ telescopes)
+    torch.testing.assert_close(cum, torch.tensor([[0.0, 0.0, 0.3, 0.2, -0.2, 0.0]]))
+    cw = critic_weights(VALUES, LABELS, R, 2, signal="cumulative", beta=0.5)
+    torch.testing.assert_close(cw.signal, cum)
+    torch.testing.assert_close(cw.delta, delta)
+    torch.testing.assert_close(cw.token_weights, exp_weights(cum, mask, 0.5))
+    with pytest.raises(ValueError, match="signal"):
+        critic_weights(VALUES, LABELS, R, 2, signal="sum")
+    with pytest.raises(ValueError, match="horizon"):
+        critic_weights(VALUES, LABELS, R, 2, signal="cumulative", td_terminal="horizon")
+
+
+def test_after_first_drop_marks_the_continuation_only():
+    d = torch.tensor([[0.0, 0.1, -0.5, 0.0, -0.6, 0.1, 0.0], [0.0, 0.1, -0.1, 0.0, 0.0, 0.0, 0.0]])
+    m = torch.tensor([[False, True, True, True, True, True, False]] * 2)
+    after = after_first_drop(d, m, threshold=0.3)
+    assert after.int().tolist() == [[0, 0, 0, 1, 1, 1, 0], [0, 0, 0, 0, 0, 0, 0]]  # no strong drop: nothing

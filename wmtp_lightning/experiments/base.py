@@ -21,10 +21,12 @@ import torch
 from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from torch import nn
 
+from wmtp_lightning.experiments.schedule import WarmupCosine
+from wmtp_lightning.experiments.sums import RunningSums
 from wmtp_lightning.models.bundle import load_bundle, read_params
 from wmtp_lightning.models.transformer import ModelArgs, MTPOutput, Transformer, TransformerBlock
 from wmtp_lightning.seed import run_seed
-from wmtp_lightning.weighting import IGNORE_INDEX, mtp_targets, weighted_mtp_loss
+from wmtp_lightning.weighting import IGNORE_INDEX, mtp_targets, target_counts, weighted_mtp_loss
 
 log = logging.getLogger(__name__)
 
@@ -34,21 +36,55 @@ def default_optimizer(params: Any) -> torch.optim.Optimizer:
 
 
 @dataclass
+class StepNorm:
+    """The denominators of one micro-batch's loss terms, and the factor that undoes Lightning's averaging.
+
+    DESIGN §3: the sums run over the effective batch of one optimizer step. In training the
+    data module tells every micro-batch the prompt/response lengths of all lines of its step (all
+    micro-batches, all ranks), so each micro-batch divides its *sums* by the step's counts:
+
+        targets (H,)   scored predictions of each head in the step (`weighting.target_counts`)
+        states         value-head states in the step (one per response token)
+        micro_tokens (M,) / micro_targets (M, H)   the same per micro-batch of the step (Rho-1)
+        scale          accumulate × world size: Lightning divides each micro-batch loss by
+                       `accumulate` and DDP/FSDP average gradients over ranks; multiplying by
+                       `scale` makes the step's gradient the gradient of Σ(all sums) / counts,
+                       whatever the split. 1 outside training.
+
+    Outside training (and for hand-made batches without step fields) the counts are the batch's own.
+    """
+
+    targets: torch.Tensor
+    states: torch.Tensor
+    scale: float = 1.0
+    micro_tokens: torch.Tensor | None = None
+    micro_targets: torch.Tensor | None = None
+
+
+@dataclass
 class Weights:
     """What `token_weights` returns.
 
     weights: (B, L, H) per-prediction weights (position-indexed, see `weighting.losses`), or None
-        for uniform weights. aux_loss: added to the MTP loss (e.g. value_coef · value loss).
-    normalize: override of the module's normaliser (Rho-1 hard selection divides by the
-        number of selected tokens).
+        for uniform weights. aux_loss: added to the MTP loss (e.g. value_coef · value loss),
+        already normalised with the step's counts (`StepNorm`).
+    normalize: override of the module's normaliser ("weight" divides each head by the Σ of its
+        weights in this micro-batch). denominators (H,): explicit per-head normalisers of the step
+        (Rho-1's number of kept tokens); they win over `normalize`.
+    metrics: logged as they are (values of this micro-batch). sums: {name: (num, den)} added over
+        the step's micro-batches and ranks and logged as num/den (exact per step / per epoch).
+    bounds: (min, max) clamp of the weights, for the fraction-at-bound diagnostics.
     token_weights / token_mask: (B, L) weight per response token and where it is defined, when
         the experiment has one weight per token (for plots; None otherwise).
     """
 
     weights: torch.Tensor | None = None
     aux_loss: torch.Tensor | None = None
-    metrics: dict[str, torch.Tensor] = field(default_factory=dict)
     normalize: str | None = None
+    denominators: torch.Tensor | None = None
+    metrics: dict[str, torch.Tensor] = field(default_factory=dict)
+    sums: dict[str, tuple[torch.Tensor, torch.Tensor | None]] = field(default_factory=dict)
+    bounds: tuple[float, float] | None = None
     token_weights: torch.Tensor | None = None
     token_mask: torch.Tensor | None = None
 
@@ -67,7 +103,8 @@ class MTPModule(pl.LightningModule):
         preset: a `ModelArgs` preset name ("tiny", "micro", "7B_1T_4") for a randomly initialised model.
         model_overrides: ModelArgs fields to override on a preset (e.g. {"vocab_size": 1024}).
         optimizer: optimizer factory (LightningCLI: `class_path: torch.optim.AdamW`).
-        lr_scheduler: optional scheduler factory, stepped every optimizer step.
+        lr_scheduler: optional scheduler factory, stepped every optimizer step. `WarmupCosine`
+            (configs/common/schedule.yaml) takes its length from the run.
         sequential_heads: compute the heads one at a time with activation checkpointing so the
             (B, T, H, V) logits never exist at once (same gradients as the plain path).
         normalize: "token" divides each head's weighted loss by its number of scored tokens,
@@ -110,6 +147,9 @@ class MTPModule(pl.LightningModule):
         self.model: Transformer | None = None
         self.nan_skips = 0
         self.args = self._model_args()
+        self.train_sums, self.val_sums = RunningSums(), RunningSums()
+        self._skipped = False  # the current step's optimizer update was skipped (non-finite loss)
+        self._warned_local_norm = False
 
     @property
     def run_label(self) -> str:
@@ -181,62 +221,151 @@ class MTPModule(pl.LightningModule):
         """How many heads the step computes (None = all). Critic stage 1 needs none."""
         return None
 
-    def token_weights(self, batch: dict[str, torch.Tensor], out: MTPOutput, valid: torch.Tensor, stage: str) -> Weights:
+    def token_weights(
+        self, batch: dict[str, torch.Tensor], out: MTPOutput, valid: torch.Tensor, stage: str, norm: StepNorm
+    ) -> Weights:
         """The experiment's hook: per-prediction weights (B, L, H) for this batch. Default: uniform."""
         return Weights()
 
+    def step_norm(self, batch: dict[str, torch.Tensor], valid: torch.Tensor, stage: str) -> StepNorm:
+        """Counts of the optimizer step this micro-batch belongs to (see `StepNorm`)."""
+        H = valid.shape[-1]
+        if stage == "train" and "step_response_len" in batch:
+            prompt, response, micro = batch["step_prompt_len"], batch["step_response_len"], batch["step_micro"]
+            counts = target_counts(prompt, response, H).to(torch.float64)  # (E, H)
+            M = int(micro.max()) + 1
+            micro_targets = counts.new_zeros(M, H).index_add_(0, micro, counts)
+            micro_tokens = counts.new_zeros(M).index_add_(0, micro, response.to(torch.float64))
+            scale = float(self.trainer.accumulate_grad_batches * self.trainer.world_size)
+            return StepNorm(counts.sum(0), response.sum().double(), scale, micro_tokens, micro_targets)
+        if stage == "train" and not self._warned_local_norm:
+            self._warned_local_norm = True
+            log.warning(
+                "training batches carry no step_* counts (not from WMTPDataModule): each micro-batch is "
+                "normalised by its own counts, so the loss depends on how the effective batch is split"
+            )
+        states = (batch["labels"] != IGNORE_INDEX).sum().double()
+        return StepNorm(valid.sum(dim=(0, 1)).double(), states)
+
     def step(self, batch: dict[str, torch.Tensor], stage: str) -> tuple[torch.Tensor, dict[str, torch.Tensor], Weights]:
+        """The loss of one (micro-)batch, its per-batch metrics, and what the hook returned.
+
+        The loss is scaled for Lightning (see `StepNorm.scale`); the batch's exact sums go to
+        `train_sums` / `val_sums`, logged per optimizer step / validation epoch.
+        """
         out = self(batch, self.heads_needed())
         H = out.ce.shape[-1]
-        labels = batch["labels"]
-        valid = mtp_targets(labels, H) != IGNORE_INDEX if H else out.correct
-        w = self.token_weights(batch, out, valid, stage)
-        metrics: dict[str, torch.Tensor] = dict(w.metrics)
+        valid = mtp_targets(batch["labels"], H) != IGNORE_INDEX if H else out.correct
+        norm = self.step_norm(batch, valid, stage)
+        w = self.token_weights(batch, out, valid, stage, norm)
         loss = out.ce.new_zeros(())
         if H:
-            mtp, per_head = weighted_mtp_loss(
-                out.ce, valid, w.weights, w.normalize or self.hparams.normalize, self.hparams.head_coefs
-            )
+            normalize = w.normalize or self.hparams.normalize
+            den = w.denominators if w.denominators is not None else (norm.targets if normalize == "token" else None)
+            mtp, _ = weighted_mtp_loss(out.ce, valid, w.weights, normalize, self.hparams.head_coefs, den)
             loss = loss + mtp
-            metrics["mtp_loss"] = mtp.detach()
-            for k in range(H):
-                metrics[f"loss_head{k + 1}"] = per_head[k].detach()
-        if H:
-            with torch.no_grad():
-                uniform = out.ce.detach() * valid
-                n_valid = valid.sum(dim=(0, 1)).clamp_min(1)
-                for k in range(H):
-                    metrics[f"ce_head{k + 1}"] = uniform[..., k].sum() / n_valid[k]
-                    metrics[f"acc_head{k + 1}"] = out.correct[..., k].sum() / n_valid[k]
         if w.aux_loss is not None:
             loss = loss + w.aux_loss
-        metrics["loss"] = loss.detach()
-        return loss, metrics, w
+        if stage == "train":
+            self.train_sums.add("train/loss", loss.detach())  # the step's loss is the sum of its micro-batches'
+        self.add_sums(batch, out, valid, w, stage)
+        return loss * norm.scale, dict(w.metrics), w
+
+    @torch.no_grad()
+    def add_sums(
+        self, batch: dict[str, torch.Tensor], out: MTPOutput, valid: torch.Tensor, w: Weights, stage: str
+    ) -> None:
+        """Per-head CE / accuracy / weighted loss and the weight diagnostics, as exact sums.
+
+        Training: `train/...` over the whole optimizer step. Validation: the yardstick
+        (`val/ce_head{k}`, `val/acc_head{k}`) on the correct rows only — the same rows for every
+        experiment —, `val_incorrect/...` on the incorrect rows, everything else `val_all/...`.
+        """
+        sums = self.train_sums if stage == "train" else self.val_sums
+        rest = "train/" if stage == "train" else "val_all/"
+        H = out.ce.shape[-1]
+        correct = batch["is_correct"].bool()[:, None, None]
+        groups = (
+            {"train/": valid} if stage == "train" else {"val/": valid & correct, "val_incorrect/": valid & ~correct}
+        )
+        for prefix, m in groups.items():
+            ce, hits, n = (out.ce.detach() * m).sum((0, 1)), (out.correct & m).sum((0, 1)), m.sum((0, 1))
+            for k in range(H):
+                sums.add(f"{prefix}ce_head{k + 1}", ce[k], n[k])
+                sums.add(f"{prefix}acc_head{k + 1}", hits[k].double(), n[k])
+        if H:
+            W = valid.to(out.ce.dtype)
+            if w.weights is not None:
+                W = torch.where(valid, w.weights.detach().to(out.ce.dtype), 0.0)
+            wce = W * out.ce.detach()
+            den = W if (w.normalize or self.hparams.normalize) == "weight" else valid
+            for k in range(H):  # the weighted loss of each head (the step's, for any normaliser)
+                sums.add(f"{rest}loss_head{k + 1}", wce[..., k].sum(), den[..., k].sum())
+            for name, rows in (("correct", correct), ("incorrect", ~correct)):
+                sums.add(f"{rest}weight_mean_{name}", W[valid & rows].sum(), (valid & rows).sum())
+            sums.add(f"{rest}mass_share_incorrect", (W * ~correct).sum(), W.sum())  # share of the weight mass
+            sums.add(f"{rest}loss_mass_share_incorrect", (wce * ~correct).sum(), wce.sum())  # of the weighted loss
+            if w.bounds is not None:
+                lo, hi = w.bounds
+                sums.add(f"{rest}weight_at_min_frac", ((lo + 1e-6 >= W) & valid).sum(), valid.sum())
+                sums.add(f"{rest}weight_at_max_frac", ((hi - 1e-6 <= W) & valid).sum(), valid.sum())
+        for name, (num, den) in w.sums.items():
+            sums.add(f"{rest}{name}", num, den)
+
+    def _reduce_sum(self, t: torch.Tensor) -> torch.Tensor:
+        return self.trainer.strategy.reduce(t, reduce_op="sum") if self.trainer.world_size > 1 else t
 
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> dict[str, Any] | None:
+        self._skipped = False
         loss, metrics, w = self.step(batch, "train")
         if not torch.isfinite(loss):
             return self._non_finite(loss, batch_idx)
-        self.log_dict(
-            {f"train/{k}": v for k, v in metrics.items()},
-            on_step=True,
-            on_epoch=False,
-            prog_bar=False,
-            batch_size=len(batch["input_ids"]),
-        )
-        self.log("loss", metrics["loss"], prog_bar=True, on_step=True, on_epoch=False, logger=False)
+        if metrics:
+            self.log_dict(
+                {f"train/{k}": v for k, v in metrics.items()},
+                on_step=True,
+                on_epoch=False,
+                batch_size=len(batch["input_ids"]),
+            )
         # Callbacks (e.g. WeightPlots) read the step's token weights from `outputs`, not from the module.
         return {"loss": loss, "token_weights": w.token_weights, "token_mask": w.token_mask}
 
+    def on_before_optimizer_step(self, optimizer: torch.optim.Optimizer) -> None:
+        """Log the step's exact metrics (every micro-batch of it, every rank) once per optimizer step."""
+        values = self.train_sums.compute(self._reduce_sum)
+        self.train_sums.reset()
+        if values:
+            self.log_dict(values, on_step=True, on_epoch=False)
+            self.log("loss", values["train/loss"], prog_bar=True, on_step=True, on_epoch=False, logger=False)
+
     def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
         _, metrics, _ = self.step(batch, "val")
-        self.log_dict(
-            {f"val/{k}": v for k, v in metrics.items()},
-            on_step=False,
-            on_epoch=True,
-            batch_size=len(batch["input_ids"]),
-            sync_dist=True,
-        )
+        if metrics:
+            self.log_dict(
+                {f"val_all/{k}": v for k, v in metrics.items()},
+                on_step=False,
+                on_epoch=True,
+                batch_size=len(batch["input_ids"]),
+                sync_dist=True,
+            )
+
+    def on_validation_epoch_start(self) -> None:
+        self.val_sums.reset()
+
+    def on_validation_epoch_end(self) -> None:
+        values = self.val_sums.compute(self._reduce_sum)
+        self.val_sums.reset()
+        self.log_dict(values, on_step=False, on_epoch=True)
+
+    def gather_rows(self, t: torch.Tensor) -> torch.Tensor:
+        """Concatenate a (N, ...) tensor over ranks when N differs per rank (`all_gather` needs equal shapes)."""
+        if self.trainer.world_size == 1:
+            return t
+        n = self.all_gather(torch.tensor([len(t)], device=self.device)).flatten()
+        padded = t.new_zeros((int(n.max()), *t.shape[1:]))
+        padded[: len(t)] = t
+        gathered = self.all_gather(padded.to(self.device))  # (W, max, ...)
+        return torch.cat([gathered[r, : int(n[r])] for r in range(len(n))]).to(t.device)
 
     def _non_finite(self, loss: torch.Tensor, batch_idx: int) -> None:
         where = f"step {self.global_step} (batch {batch_idx})"
@@ -246,6 +375,7 @@ class MTPModule(pl.LightningModule):
                 "or set model.init_args.nan_policy=skip"
             )
         self.nan_skips += 1
+        self._skipped = True
         log.warning("non-finite loss %s at %s: step skipped (%d so far)", loss.item(), where, self.nan_skips)
         self.log("train/nan_skips", float(self.nan_skips), on_step=True)
         if self.nan_skips > self.hparams.max_nan_skips:
@@ -275,7 +405,8 @@ class MTPModule(pl.LightningModule):
 
     def optimizer_step(self, *args: Any, **kwargs: Any) -> None:
         super().optimizer_step(*args, **kwargs)
-        self.after_optimizer_step()
+        if not self._skipped:  # a non-finite loss skipped the update: nothing changed, nothing to follow
+            self.after_optimizer_step()
 
     def after_optimizer_step(self) -> None:
         """Hook run right after each optimizer step (before callbacks such as checkpointing)."""
@@ -313,4 +444,6 @@ class MTPModule(pl.LightningModule):
         if self.scheduler_factory is None:
             return optimizer
         scheduler = self.scheduler_factory(optimizer)
+        if isinstance(scheduler, WarmupCosine) and scheduler.total_steps is None:
+            scheduler.set_total_steps(int(self.trainer.estimated_stepping_batches))  # the run's own length
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}

@@ -8,7 +8,7 @@ from typing import Any, Literal
 
 import torch
 
-from wmtp_lightning.experiments.base import MTPModule, Weights
+from wmtp_lightning.experiments.base import MTPModule, StepNorm, Weights
 from wmtp_lightning.io import sha256_file
 from wmtp_lightning.models.bundle import TOKENIZER, load_bundle, read_params
 from wmtp_lightning.models.transformer import MTPOutput, Transformer
@@ -26,6 +26,13 @@ def reference_token_ce(ref: Transformer, input_ids: torch.Tensor, labels: torch.
 
 class Rho1MTP(MTPModule):
     """Rho-1 selective language modelling on MTP heads.
+
+    What the selection ranges over: the top ⌈ratio·N⌉ tokens are chosen within each micro-batch
+    on each rank (the step's other micro-batches have not been scored yet when one runs its
+    forward; ranking the whole step would take an extra forward pass over it). The loss divides by
+    the number of tokens kept in the *whole optimizer step* (Σ over its micro-batches and ranks
+    of ⌈ratio·N_m⌉, known from the data before the step), so each kept token weighs the same
+    whatever the split; with `per_head`, each head keeps ⌈ratio·N_{m,k}⌉ of its own N_{m,k}.
 
     Args:
         reference: bundle path of the frozen reference model (same vocabulary as the policy).
@@ -80,7 +87,9 @@ class Rho1MTP(MTPModule):
         ref.to(batch["input_ids"].device)
         return reference_token_ce(ref, batch["input_ids"], batch["labels"])
 
-    def token_weights(self, batch: dict[str, torch.Tensor], out: MTPOutput, valid: torch.Tensor, stage: str) -> Weights:
+    def token_weights(
+        self, batch: dict[str, torch.Tensor], out: MTPOutput, valid: torch.Tensor, stage: str, norm: StepNorm
+    ) -> Weights:
         h = self.hparams
         rw = rho1_weights(
             out.ce,
@@ -101,10 +110,17 @@ class Rho1MTP(MTPModule):
         }
         if h.mode == "soft":
             metrics.update(weight_stats(rw.weights, valid, h.min_weight, h.max_weight))
+        denominators = None
+        if h.mode == "hard" and norm.micro_tokens is not None:  # the step's kept count (see class docstring)
+            per_micro = norm.micro_tokens[:, None] if h.score == "token" else norm.micro_targets
+            kept = torch.ceil(h.ratio * per_micro - 1e-9).sum(0)  # (H,) or (1,): as topk_mask counts
+            denominators = kept.expand(out.ce.shape[-1]).to(out.ce.device)
         return Weights(
             weights=rw.weights,
             metrics=metrics,
             normalize=rw.normalize,
+            denominators=denominators,
+            bounds=(h.min_weight, h.max_weight) if h.mode == "soft" else None,
             token_weights=rw.token_weights,
             token_mask=rw.mask if rw.token_weights is not None else None,
         )

@@ -18,10 +18,11 @@ from typing import Any, Literal
 import torch
 from torch import nn
 
-from wmtp_lightning.experiments.base import Exportable, MTPModule, Weights
+from wmtp_lightning.experiments.base import Exportable, MTPModule, StepNorm, Weights
 from wmtp_lightning.models.transformer import MTPOutput
 from wmtp_lightning.models.value_head import ValueHead
 from wmtp_lightning.weighting import (
+    after_first_drop,
     binary_auc,
     clipped_value_loss,
     cosine_drift,
@@ -52,7 +53,11 @@ class VerifiableCriticMTP(MTPModule):
         beta / min_weight / max_weight: w = clamp(exp(δ/β), min, max).
         gamma: discount of the TD errors and Monte-Carlo targets.
         td_terminal: "sequence" (δ_T = R − V_{T−1}, default) or the seed's "horizon" variant.
-        whiten: standardise δ over the batch's response tokens before exponentiating (off by default).
+        signal: what the weight exponentiates: "delta" (the one-step TD error δ_j, the seed's
+            method, default) or "cumulative" (Σ_{i<=j} δ_i = V_j − V_{p−1}: the continuation after
+            a value drop stays down-weighted, where δ returns to ≈ 0 and w to ≈ 1; see
+            docs/experiments.md).
+        whiten: standardise the signal over the batch's response tokens before exponentiating (off).
         value_coef: weight of the value loss in stage 2.
         value_target: "mc" (Monte-Carlo, G_t = γ^(T−1−t) R) or "td_lambda".
         td_lambda: λ of the TD(λ) targets.
@@ -61,6 +66,13 @@ class VerifiableCriticMTP(MTPModule):
         anchor_decay: EMA decay of the anchor value head (updated after every optimizer step).
         value_grad_to_trunk: in stage 2, let the value loss train the shared trunk (auxiliary
             loss semantics); False detaches the value head's input.
+        drop_threshold: a δ <= −drop_threshold is a "strong drop" for the diagnostics
+            (`weight_mean_after_drop`, `mass_after_drop_share`: how much weight the continuation
+            after the first strong drop of an incorrect solution keeps). Logging only.
+
+    Validation: the value head's figures on all validation rows are `val_all/value_*`; its AUC of
+    V_{T−1} against is_correct is `val_all/value_auc`. Stage 1 exports the value head of its best
+    validation AUC (not the last), stage 2 the last one (it belongs with the last policy).
     """
 
     def __init__(
@@ -74,6 +86,7 @@ class VerifiableCriticMTP(MTPModule):
         max_weight: float = 5.0,
         gamma: float = 1.0,
         td_terminal: Literal["sequence", "horizon"] = "sequence",
+        signal: Literal["delta", "cumulative"] = "delta",
         whiten: bool = False,
         value_coef: float = 0.5,
         value_target: Literal["mc", "td_lambda"] = "mc",
@@ -82,6 +95,7 @@ class VerifiableCriticMTP(MTPModule):
         value_clip: float | None = 0.2,
         anchor_decay: float = 0.99,
         value_grad_to_trunk: bool = True,
+        drop_threshold: float = 0.25,
         **kwargs: Any,
     ):
         super().__init__(*args, **kwargs)
@@ -94,6 +108,8 @@ class VerifiableCriticMTP(MTPModule):
         self.value_head: ValueHead | None = None
         self._val_final: list[torch.Tensor] = []
         self._val_reward: list[torch.Tensor] = []
+        self.best_auc = float("-inf")
+        self.best_value_head: dict[str, torch.Tensor] | None = None  # CPU copy at the best val AUC (stage 1)
 
     @property
     def run_label(self) -> str:
@@ -131,9 +147,12 @@ class VerifiableCriticMTP(MTPModule):
         return 0 if self.hparams.stage == 1 else None
 
     # ------------------------------------------------------------------ the hook
-    def token_weights(self, batch: dict[str, torch.Tensor], out: MTPOutput, valid: torch.Tensor, stage: str) -> Weights:
+    def token_weights(
+        self, batch: dict[str, torch.Tensor], out: MTPOutput, valid: torch.Tensor, stage: str, norm: StepNorm
+    ) -> Weights:
         h = self.hparams
         labels, reward = batch["labels"], batch["is_correct"]
+        ended = ~batch["truncated"].bool() if "truncated" in batch else None
         h_in = out.h_normed if (h.stage == 1 or h.value_grad_to_trunk) else out.h_normed.detach()
         values = self.value_head(h_in)  # (B, L) float32
         with torch.no_grad():
@@ -144,17 +163,19 @@ class VerifiableCriticMTP(MTPModule):
             target, smask = mc_value_targets(labels, reward, h.gamma)
         else:
             target, smask = td_lambda_value_targets(v_det, labels, reward, h.gamma, h.td_lambda)
-        vloss = clipped_value_loss(values, anchor, target, smask, h.value_clip, h.value_loss)
+        # Σ over this batch's states, divided by the step's state count: split-invariant (StepNorm).
+        vsum = clipped_value_loss(values, anchor, target, smask, h.value_clip, h.value_loss, denominator=1.0)
+        vloss = vsum / norm.states.clamp_min(1).to(vsum.dtype)
         metrics = {
-            "value_loss": vloss.detach(),
             "explained_variance": explained_variance(v_det, target, smask),
             **masked_stats(v_det, smask, "value"),
         }
+        sums = {"value_loss": (vsum.detach(), smask.sum())}
         if stage == "val":
             self._val_final.append(final_values(v_det, labels).cpu())
             self._val_reward.append(reward.detach().cpu())
         if h.stage == 1:  # `heads_needed` is 0: no policy loss, the value loss is the whole loss
-            return Weights(aux_loss=vloss, metrics=metrics)
+            return Weights(aux_loss=vloss, metrics=metrics, sums=sums)
 
         H = out.ce.shape[-1]
         cw = critic_weights(
@@ -168,23 +189,27 @@ class VerifiableCriticMTP(MTPModule):
             gamma=h.gamma,
             td_terminal=h.td_terminal,
             whiten_delta=h.whiten,
+            signal=h.signal,
+            ended=ended,
         )
+        metrics.update(masked_stats(cw.delta, cw.mask, "td"))
         metrics.update(
             weight_stats(
                 cw.token_weights if cw.token_weights is not None else cw.weights, cw.mask, h.min_weight, h.max_weight
             )
         )
-        metrics.update(masked_stats(cw.delta, cw.mask, "td"))
-        for k in range(H):
-            metrics.update(
-                weight_stats(
-                    cw.weights[..., k], valid[..., k], h.min_weight, h.max_weight, prefix=f"weight_head{k + 1}"
-                )
-            )
+        if cw.token_weights is not None:  # the buggy continuation: weight after the first strong drop
+            incorrect = ~reward.bool()[:, None]
+            after = after_first_drop(cw.delta, cw.mask, h.drop_threshold) & incorrect
+            w_inc = cw.token_weights * (cw.mask & incorrect)
+            sums["weight_mean_after_drop"] = ((cw.token_weights * after).sum(), after.sum())
+            sums["mass_after_drop_share"] = ((cw.token_weights * after).sum(), w_inc.sum())
         return Weights(
             weights=cw.weights,
             aux_loss=h.value_coef * vloss,
             metrics=metrics,
+            sums=sums,
+            bounds=(h.min_weight, h.max_weight),
             token_weights=cw.token_weights,
             token_mask=cw.mask if cw.token_weights is not None else None,
         )
@@ -204,31 +229,51 @@ class VerifiableCriticMTP(MTPModule):
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         super().on_save_checkpoint(checkpoint)
         checkpoint["wmtp_value_anchor"] = {k: v.cpu() for k, v in self.value_anchor.state_dict().items()}
+        if self.best_value_head is not None:
+            checkpoint["wmtp_best_value_head"] = {"auc": self.best_auc, "state": self.best_value_head}
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         super().on_load_checkpoint(checkpoint)
         if "wmtp_value_anchor" in checkpoint and getattr(self, "value_anchor", None) is not None:
             self.value_anchor.load_state_dict(checkpoint["wmtp_value_anchor"])
+        if "wmtp_best_value_head" in checkpoint:
+            self.best_auc = float(checkpoint["wmtp_best_value_head"]["auc"])
+            self.best_value_head = checkpoint["wmtp_best_value_head"]["state"]
 
     def on_validation_epoch_start(self) -> None:
-        self._val_final: list[torch.Tensor] = []
-        self._val_reward: list[torch.Tensor] = []
+        super().on_validation_epoch_start()
+        self._val_final, self._val_reward = [], []
 
     def on_validation_epoch_end(self) -> None:
+        super().on_validation_epoch_end()
         if not self._val_final:
             return
-        scores, labels = torch.cat(self._val_final), torch.cat(self._val_reward)
-        scores, labels = self.all_gather(scores).flatten(), self.all_gather(labels).flatten()
+        # Ranks may hold different numbers of rows (the collator can drop some): gather unevenly.
+        scores = self.gather_rows(torch.cat(self._val_final).to(self.device)).cpu()
+        labels = self.gather_rows(torch.cat(self._val_reward).to(self.device)).cpu()
         auc = binary_auc(scores, labels)
-        if torch.isfinite(auc):
-            self.log("val/value_auc", auc, rank_zero_only=True)
+        if not torch.isfinite(auc):
+            return
+        self.log("val_all/value_auc", auc, rank_zero_only=True)
+        if self.hparams.stage == 1 and not self.trainer.sanity_checking and float(auc) > self.best_auc:
+            self.best_auc = float(auc)
+            self.best_value_head = {k: v.cpu() for k, v in self._whole_value_head().state_dict().items()}
+            self.log("val_all/value_auc_best", auc, rank_zero_only=True)
 
-    def export_extras(self) -> dict[str, Exportable]:
-        """The value head, whole and on CPU, exported beside the policy (stage 2 starts from it)."""
+    def _whole_value_head(self) -> ValueHead:
+        """A plain (unsharded, CPU) copy of the value head (collective under sharding)."""
         head = ValueHead(self.args.dim)
         with torch.no_grad(), full_params(self.value_head) as params:
             for dst, p in zip(head.parameters(), params):
                 dst.copy_(p.detach().cpu())
+        return head
+
+    def export_extras(self) -> dict[str, Exportable]:
+        """The value head, whole and on CPU: stage 1's best-AUC one (stage 2 starts from it), else the last."""
+        head = self._whole_value_head()
+        if self.hparams.stage == 1 and self.best_value_head is not None:
+            head.load_state_dict(self.best_value_head)
+            log.info("exporting the stage-1 value head of the best validation AUC (%.4f)", self.best_auc)
         return {"value_head": head}
 
 

@@ -11,6 +11,7 @@ from wmtp_lightning.weighting.losses import (
     mtp_token_ce,
     response_bounds,
     shift_targets,
+    target_counts,
     token_ce,
     weighted_mtp_loss,
 )
@@ -24,7 +25,14 @@ from wmtp_lightning.weighting.rho1 import (
     topk_mask_per_head,
 )
 from wmtp_lightning.weighting.stats import masked_stats, weight_stats
-from wmtp_lightning.weighting.td import CriticWeights, critic_weights, td_errors, td_errors_horizon
+from wmtp_lightning.weighting.td import (
+    CriticWeights,
+    after_first_drop,
+    critic_weights,
+    cumulative_td,
+    td_errors,
+    td_errors_horizon,
+)
 from wmtp_lightning.weighting.transforms import exp_weights, whiten
 from wmtp_lightning.weighting.value import (
     binary_auc,
@@ -41,11 +49,13 @@ __all__ = [
     "IGNORE_INDEX",
     "CriticWeights",
     "Rho1Weights",
+    "after_first_drop",
     "binary_auc",
     "ce_at_tokens",
     "clipped_value_loss",
     "cosine_drift",
     "critic_weights",
+    "cumulative_td",
     "exp_weights",
     "explained_variance",
     "final_values",
@@ -59,6 +69,7 @@ __all__ = [
     "rho1_token_scores",
     "rho1_weights",
     "shift_targets",
+    "target_counts",
     "td_errors",
     "td_errors_horizon",
     "td_lambda_value_targets",

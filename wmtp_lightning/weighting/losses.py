@@ -65,6 +65,7 @@ def weighted_mtp_loss(
     weights: torch.Tensor | None = None,
     normalize: Normalize = "token",
     head_coefs: Sequence[float] | None = None,
+    denominators: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Weighted MTP loss.
 
@@ -73,14 +74,19 @@ def weighted_mtp_loss(
 
     ce, valid, weights: (B, L, H); weights None means uniform (the baseline). Prediction slots
     that are not valid never enter a sum or a normaliser. A head with an empty denominator
-    contributes 0. Returns (total, per-head losses (H,)).
+    contributes 0. `denominators` (H,) replaces D_k: training passes the counts of the whole
+    optimizer step (`target_counts` summed over its rows), so a micro-batch contributes its share of one loss
+    over the effective batch instead of a mean of its own. Returns (total, per-head losses (H,)).
     """
     if normalize not in ("token", "weight"):
         raise ValueError(f"normalize must be 'token' or 'weight', got {normalize!r}")
     v = valid.to(ce.dtype)
     w = v if weights is None else torch.where(valid, weights.to(ce.dtype), 0.0)
     num = torch.where(valid, w * ce, 0.0).sum(dim=(0, 1))  # (H,); nothing unscored can leak in
-    den = (v if normalize == "token" else w).sum(dim=(0, 1))
+    if denominators is not None:
+        den = denominators.to(ce.dtype)
+    else:
+        den = (v if normalize == "token" else w).sum(dim=(0, 1))
     per_head = num / den.clamp_min(torch.finfo(ce.dtype).tiny) * (den > 0)
     if head_coefs is None:
         return per_head.mean(), per_head
@@ -88,6 +94,18 @@ def weighted_mtp_loss(
     if coefs.shape != per_head.shape:
         raise ValueError(f"head_coefs has {coefs.numel()} entries for {per_head.numel()} heads")
     return (coefs * per_head).sum(), per_head
+
+
+def target_counts(prompt_len: torch.Tensor, response_len: torch.Tensor, n_future: int) -> torch.Tensor:
+    """How many predictions of each head a row of `prompt_len` + `response_len` tokens scores.  (N,) -> (N, H).
+
+    Row tokens x_0..x_{p+r-1} with the response at p..p+r-1 (EOS last): head k predicts x_j from
+    position j − k, so it scores the response tokens with j >= k: max(0, r − max(0, k − p)).
+    This is the count `weighted_mtp_loss` divides by, known from the index before a step runs.
+    """
+    k = torch.arange(1, n_future + 1, device=prompt_len.device)
+    p, r = prompt_len.long()[:, None], response_len.long()[:, None]
+    return (r - (k[None, :] - p).clamp_min(0)).clamp_min(0)
 
 
 def response_bounds(labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:

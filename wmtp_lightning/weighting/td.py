@@ -26,13 +26,19 @@ from wmtp_lightning.weighting.transforms import exp_weights, whiten
 
 
 def td_errors(
-    values: torch.Tensor, labels: torch.Tensor, reward: torch.Tensor, gamma: float = 1.0
+    values: torch.Tensor,
+    labels: torch.Tensor,
+    reward: torch.Tensor,
+    gamma: float = 1.0,
+    ended: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Sequence-terminal TD errors, token-indexed.
 
     values (B, L) float, labels (B, L), reward (B,) -> (δ (B, L), response mask (B, L) bool).
     δ is 0 outside the response. Values at the first position are never needed: the response
-    starts after the prompt, so V_{p-1} exists.
+    starts after the prompt, so V_{p-1} exists. `ended` (B,) bool says which rows end with their
+    EOS (default: all). A truncated row has no terminal step in view: its last token is an
+    ordinary, bootstrapped one (γ·V_T − V_{T−1}), so the reward never lands mid-solution.
     """
     mask = labels != IGNORE_INDEX
     _, last, _ = response_bounds(labels)
@@ -40,12 +46,19 @@ def td_errors(
     v_prev[:, 1:] = values[:, :-1]  # v_prev[:, j] = V_{j-1}
     pos = torch.arange(labels.shape[1], device=labels.device)
     terminal = pos[None, :] == last[:, None]  # (B, L)
+    if ended is not None:
+        terminal = terminal & ended.bool()[:, None]
     delta = torch.where(terminal, reward[:, None].to(values.dtype) - v_prev, gamma * values - v_prev)
     return delta * mask, mask
 
 
 def td_errors_horizon(
-    values: torch.Tensor, labels: torch.Tensor, reward: torch.Tensor, n_future: int, gamma: float = 1.0
+    values: torch.Tensor,
+    labels: torch.Tensor,
+    reward: torch.Tensor,
+    n_future: int,
+    gamma: float = 1.0,
+    ended: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """The seed's `horizon` variant, position-indexed per head (B, L, H).
 
@@ -53,7 +66,7 @@ def td_errors_horizon(
     target as the end of its window: δ[b, t, H-1] = R − V_{t+H−1}. Returns (δ, valid) where
     valid[b, t, k-1] says head k at t has a response target.
     """
-    delta_tok, _ = td_errors(values, labels, reward, gamma)
+    delta_tok, _ = td_errors(values, labels, reward, gamma, ended)
     delta = head_weights(delta_tok, n_future)  # (B, L, H): δ_{t+k}
     valid = mtp_targets(labels, n_future) != IGNORE_INDEX
     H = n_future
@@ -64,19 +77,32 @@ def td_errors_horizon(
     return delta * valid, valid
 
 
+def cumulative_td(delta: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Σ_{i <= j} δ_i over each row's response tokens (token-indexed (B, L); 0 outside the response).
+
+    With γ = 1 this telescopes to V_j − V_{p−1} (and R − V_{p−1} at EOS): how much the prefix up to
+    and including x_j has changed the expected reward since the response began. After a bug the
+    value stays low, so every later token keeps a negative signal, where the one-step δ returns to
+    ≈ 0 and the buggy continuation would be imitated at full weight.
+    """
+    return torch.cumsum(delta * mask, dim=1) * mask
+
+
 @dataclass
 class CriticWeights:
     """What `critic_weights` gives the loss and the logs.
 
     weights (B, L, H): position-indexed per-prediction weights (see `losses.head_weights`).
-    delta: TD errors, token-indexed (B, L) for `sequence`, position-indexed (B, L, H) for `horizon`
-        (whitened if asked). mask: where `delta`/`weights` are defined (same shape as delta).
+    delta: the one-step TD errors, token-indexed (B, L) for `sequence`, position-indexed (B, L, H)
+        for `horizon`. signal: what was exponentiated (delta, its cumulative sum, whitened if asked).
+        mask: where `delta`/`signal`/`weights` are defined (same shape as delta).
     token_weights (B, L): w_j per response token (`sequence` only; None for `horizon`, whose weights
         differ per head).
     """
 
     weights: torch.Tensor
     delta: torch.Tensor
+    signal: torch.Tensor
     mask: torch.Tensor
     token_weights: torch.Tensor | None
 
@@ -94,22 +120,48 @@ def critic_weights(
     gamma: float = 1.0,
     td_terminal: Literal["sequence", "horizon"] = "sequence",
     whiten_delta: bool = False,
+    signal: Literal["delta", "cumulative"] = "delta",
+    ended: torch.Tensor | None = None,
 ) -> CriticWeights:
-    """The critic's recipe: values -> TD errors -> (whiten) -> clamp(exp(δ/β)) -> per-head weights.
+    """The critic's recipe: values -> TD errors -> (cumulate) -> (whiten) -> clamp(exp(x/β)) -> per-head weights.
 
-    values (B, L) (detached here), labels (B, L), reward (B,). Training and the analysis notebook
-    both call this, so what the notebook shows is what the loss saw, for any hyperparameters.
+    values (B, L) (detached here), labels (B, L), reward (B,), ended (B,) bool (rows that end with
+    EOS; default all). `signal`: "delta" weighs token j by its one-step TD error δ_j (the seed's
+    method); "cumulative" by Σ_{i<=j} δ_i (`cumulative_td`), which keeps the continuation after a
+    value drop down-weighted. Training and the analysis notebook both call this, so what the
+    notebook shows is what the loss saw, for any hyperparameters.
     """
     v = values.detach().float()
     if td_terminal == "sequence":
-        delta, mask = td_errors(v, labels, reward, gamma)
+        delta, mask = td_errors(v, labels, reward, gamma, ended)
     elif td_terminal == "horizon":
-        delta, mask = td_errors_horizon(v, labels, reward, n_future, gamma)
+        if signal != "delta":
+            raise ValueError("td_terminal='horizon' has per-head TD errors: use signal='delta'")
+        delta, mask = td_errors_horizon(v, labels, reward, n_future, gamma, ended)
     else:
         raise ValueError(f"td_terminal must be 'sequence' or 'horizon', got {td_terminal!r}")
+    if signal == "cumulative":
+        x = cumulative_td(delta, mask)
+    elif signal == "delta":
+        x = delta
+    else:
+        raise ValueError(f"signal must be 'delta' or 'cumulative', got {signal!r}")
     if whiten_delta:
-        delta = whiten(delta, mask)
-    w = exp_weights(delta, mask, beta, min_weight, max_weight)
+        x = whiten(x, mask)
+    w = exp_weights(x, mask, beta, min_weight, max_weight)
     if td_terminal == "sequence":
-        return CriticWeights(head_weights(w, n_future), delta, mask, w)
-    return CriticWeights(w, delta, mask, None)
+        return CriticWeights(head_weights(w, n_future), delta, x, mask, w)
+    return CriticWeights(w, delta, x, mask, None)
+
+
+@torch.no_grad()
+def after_first_drop(delta: torch.Tensor, mask: torch.Tensor, threshold: float) -> torch.Tensor:
+    """(B, L) bool: the response tokens after each row's first δ <= −threshold (not the drop itself).
+
+    The diagnostic of what the critic does to a buggy continuation: with the one-step δ the value
+    stays low after the drop, δ ≈ 0, and those tokens keep w ≈ 1 (imitated at full weight).
+    """
+    m = mask.bool()
+    drops = torch.cumsum(((delta <= -threshold) & m).int(), dim=1)  # drops seen up to and including j
+    first = (drops == 1) & (delta <= -threshold) & m
+    return (drops > 0) & ~first & m

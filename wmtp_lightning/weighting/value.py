@@ -71,8 +71,13 @@ def clipped_value_loss(
     clip: float | None = 0.2,
     kind: Literal["mse", "huber"] = "mse",
     huber_delta: float = 1.0,
+    denominator: torch.Tensor | float | None = None,
 ) -> torch.Tensor:
-    """Mean over masked states of the clipped loss above. `clip=None` disables clipping."""
+    """Mean over masked states of the clipped loss above. `clip=None` disables clipping.
+
+    `denominator` replaces the number of masked states (training passes the state count of the
+    whole optimizer step, so the value loss does not depend on how the step is split either).
+    """
 
     def err(x: torch.Tensor) -> torch.Tensor:
         if kind == "mse":
@@ -86,7 +91,8 @@ def clipped_value_loss(
         v_clip = v_anchor.detach() + (v - v_anchor.detach()).clamp(-clip, clip)
         loss = torch.maximum(loss, err(v_clip))
     m = mask.to(loss.dtype)
-    return (loss * m).sum() / m.sum().clamp_min(1.0)
+    den = m.sum() if denominator is None else torch.as_tensor(denominator, dtype=loss.dtype, device=loss.device)
+    return (loss * m).sum() / den.clamp_min(1.0)
 
 
 @torch.no_grad()
