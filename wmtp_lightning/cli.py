@@ -3,12 +3,17 @@
     wmtp fit --config configs/verifiable.yaml [--config configs/local.yaml] [--trainer.max_steps 10]
 
 Any LightningModule / DataModule of the package can be selected by class path in a config.
-`main(args)` runs in-process (tests use it).
+`main(args)` runs in-process (tests use it). The console script reports any error as one line
+(`wmtp: error: <what is wrong>`, exit 1; config errors exit 2); `--debug` or `WMTP_DEBUG=1` gives
+the full traceback instead.
 """
 
 from __future__ import annotations
 
 import logging
+import os
+import re
+import sys
 import warnings
 
 import lightning.pytorch as pl
@@ -21,8 +26,9 @@ for _msg in (".*LeafSpec.*", ".*does not have many workers.*", ".*sqlalchemy.*")
 
 
 class WMTPCLI(LightningCLI):
-    def __init__(self, args: list[str] | None = None, run: bool = True):
+    def __init__(self, args: list[str] | None = None, run: bool = True, exit_on_error: bool = True):
         super().__init__(
+            parser_kwargs={"exit_on_error": exit_on_error},
             model_class=pl.LightningModule,
             datamodule_class=pl.LightningDataModule,
             subclass_mode_model=True,
@@ -67,15 +73,77 @@ def _package_logging() -> None:
         pkg.setLevel(logging.INFO)
 
 
-def main(args: list[str] | None = None, run: bool = True) -> WMTPCLI:
-    """Run the CLI on `args` (default: sys.argv) and return it (tests inspect `.trainer`, `.model`)."""
+def main(args: list[str] | None = None, run: bool = True, exit_on_error: bool = True) -> WMTPCLI:
+    """Run the CLI on `args` (default: sys.argv) and return it (tests inspect `.trainer`, `.model`).
+
+    exit_on_error: False raises config errors (`jsonargparse.ArgumentError`) instead of printing
+    the parser's usage and exiting.
+    """
     _package_logging()
-    return WMTPCLI(args=args, run=run)
+    return WMTPCLI(args=args, run=run, exit_on_error=exit_on_error)
+
+
+_BOILERPLATE = (
+    "Does not validate against any of the Union subtypes",
+    "Subtypes:",
+    "Errors:",
+    "Given value type:",
+    "Given value:",
+    "- Expected a <class 'NoneType'>",
+    "Problem with given class_path",
+)
+
+
+def one_line(err: BaseException) -> str:
+    """The message of the error that started it all, on one line.
+
+    jsonargparse wraps an error raised while a class is built (e.g. "model bundle not found")
+    in a union error that ends with a dump of the whole namespace; the root cause is what the
+    user needs, with the config key it belongs to ('Parser key "x"') when there is one.
+    """
+    root = err
+    while root.__cause__ is not None:
+        root = root.__cause__
+    key, kept = None, []
+    for is_root, text in ((root is err, str(err)), (root is not err, str(root))):
+        for ln in (ln.strip() for ln in text.splitlines()):
+            m = re.match(r'^Parser key "([^"]+)":\s*(.*)$', ln)
+            if m:
+                key = key or f'Parser key "{m.group(1)}"'
+                ln = m.group(2)
+            if is_root and ln and not ln.startswith(_BOILERPLATE):
+                kept.append(_undouble(ln.removeprefix("- ")))
+    message = "; ".join(dict.fromkeys(kept)) or type(root).__name__
+    return f"{key}: {message}" if key else message
+
+
+def _undouble(line: str) -> str:
+    """'X: X' -> 'X' (jsonargparse repeats some messages after their own key)."""
+    for i in range(len(line)):
+        if line.startswith(": ", i) and line[:i] == line[i + 2 :]:
+            return line[:i]
+    return line
 
 
 def entrypoint() -> None:
-    """The `wmtp` console script."""
-    main()
+    """The `wmtp` console script: errors as one line, tracebacks only with --debug / WMTP_DEBUG=1."""
+    from jsonargparse import ArgumentError
+
+    argv = sys.argv[1:]
+    debug = "--debug" in argv or os.environ.get("WMTP_DEBUG", "") not in ("", "0")
+    sys.argv = [sys.argv[0], *(a for a in argv if a != "--debug")]
+    if debug:
+        main()
+        return
+    try:
+        main(exit_on_error=False)
+    except ArgumentError as err:
+        sub = sys.argv[1] if len(sys.argv) > 1 else ""
+        print(f"wmtp: error: {one_line(err)} (see `wmtp {sub} --help`)", file=sys.stderr)
+        raise SystemExit(2) from None
+    except Exception as err:
+        print(f"wmtp: error: {one_line(err)} [WMTP_DEBUG=1 for the traceback]", file=sys.stderr)
+        raise SystemExit(1) from None
 
 
 if __name__ == "__main__":
