@@ -95,14 +95,38 @@ def test_verification_failure_records_nothing(storage, dest):
     assert not (dest.root / MANIFEST).exists() and not list(dest.root.rglob("*.part"))
 
 
-def test_bad_manifest_and_missing_folders(storage, dest, tmp_path, capsys):
+def test_missing_or_corrupted_destination_files_are_uploaded_again(storage, dest):
     sync(storage, dest, FOLDERS, log=lambda _: None)
-    (dest.root / "datasets_v2/cc/processed/train.jsonl").unlink()
-    with pytest.raises(ValueError, match="stale manifest"):
+    target = dest.root / "datasets_v2/cc/processed/train.jsonl"
+    good = target.read_bytes()
+    target.write_bytes(b"X" + good[1:])  # corrupted at the same size: only the content says so
+    lines = []
+    again = sync(storage, dest, FOLDERS, log=lines.append)
+    assert [e.path for e in again.upload] == ["datasets_v2/cc/processed/train.jsonl"]
+    assert any("does not match the manifest" in ln for ln in lines) and target.read_bytes() == good
+    target.unlink()  # missing
+    assert [e.path for e in sync(storage, dest, FOLDERS, log=lambda _: None).upload] == [
+        "datasets_v2/cc/processed/train.jsonl"
+    ]
+    assert sync(storage, dest, FOLDERS, log=lambda _: None).upload == []
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("{not json", "corrupted manifest, not JSON"),
+        ('{"files": []}', "files: expected an object"),
+        ("[1, 2]", "files: expected an object"),
+        ('{"files": {"a": {"size": "9"}}}', "files.a: expected {size: int, sha256: str}"),
+    ],
+)
+def test_bad_manifest_is_one_clear_error(storage, dest, text, message):
+    (dest.root / MANIFEST).write_text(text)
+    with pytest.raises(ValueError, match=message):
         sync(storage, dest, FOLDERS, log=lambda _: None)
-    (dest.root / MANIFEST).write_text("{not json")
-    with pytest.raises(ValueError, match="corrupted manifest"):
-        sync(storage, dest, FOLDERS, log=lambda _: None)
+
+
+def test_missing_folders(storage, dest, tmp_path, capsys):
     with pytest.raises(FileNotFoundError, match="storage folder not found"):
         sync(tmp_path / "nope", dest, FOLDERS)
     with pytest.raises(FileNotFoundError, match="selected folder does not exist"):

@@ -2,8 +2,10 @@
 
 The manifest lists every synced file (relative path, size, sha256). A run:
   1. hashes the local files of the selected folders,
-  2. reads the destination's manifest (`.wmtp-manifest.json`), checks it is well formed and
-     not stale (every entry exists remotely with its size),
+  2. reads the destination's manifest (`.wmtp-manifest.json`), checks it is well formed, and
+     checks every entry against the destination: its size, and its content (sha256) where the
+     backend can hash; an entry that does not match (missing, truncated, corrupted at the same
+     size) is dropped from the manifest and uploaded again,
   3. uploads only files that are new or changed, each to a temporary name first, verifies it
      (sha256 where the backend can hash, size otherwise), moves it into place and records it in
      the manifest right away, so an interrupted sync resumes where it stopped and the manifest
@@ -193,28 +195,36 @@ def read_manifest(backend: StorageBackend) -> dict[str, FileEntry]:
     if text is None:
         return {}
     where = f"{backend.name}/{MANIFEST}"
+    fix = "remove it to re-upload everything, or repair it"
     try:
         data = json.loads(text)
-        files = data["files"]
-        return {rel: FileEntry(rel, int(v["size"]), str(v["sha256"])) for rel, v in files.items()}
-    except (json.JSONDecodeError, KeyError, TypeError, ValueError) as err:
+    except json.JSONDecodeError as err:
+        raise ValueError(f"{where}:{err.lineno}: corrupted manifest, not JSON ({err.msg}); {fix}") from err
+    files = data.get("files") if isinstance(data, dict) else None
+    if not isinstance(files, dict):
         raise ValueError(
-            f"{where}: corrupted manifest ({err}); remove it to re-upload everything, or repair it"
-        ) from err
-
-
-def check_not_stale(backend: StorageBackend, manifest: dict[str, FileEntry]) -> None:
-    """Every manifest entry must exist remotely with its recorded size."""
-    stale = [
-        f"{rel} (manifest {e.size} B, remote {backend.size(rel)})"
-        for rel, e in manifest.items()
-        if backend.size(rel) != e.size
-    ]
-    if stale:
-        raise ValueError(
-            f"{backend.name}/{MANIFEST}: stale manifest, {len(stale)} entr(y/ies) do not match the "
-            f"destination: {stale[:5]}; remove the manifest to re-verify everything"
+            f"{where}: files: expected an object {{path: {{size, sha256}}}}, got {type(files).__name__}; {fix}"
         )
+    out = {}
+    for rel, v in files.items():
+        if not (isinstance(v, dict) and isinstance(v.get("size"), int) and isinstance(v.get("sha256"), str)):
+            raise ValueError(f"{where}: files.{rel}: expected {{size: int, sha256: str}}, got {v!r}; {fix}")
+        out[rel] = FileEntry(rel, v["size"], v["sha256"])
+    return out
+
+
+def mismatched(backend: StorageBackend, manifest: dict[str, FileEntry]) -> list[str]:
+    """Manifest entries the destination does not hold as recorded: missing, another size, or (where
+    the backend can hash) other content. A same-size corruption is found only by the hash."""
+    bad = []
+    for rel, e in manifest.items():
+        if backend.size(rel) != e.size:
+            bad.append(rel)
+            continue
+        remote = backend.sha256(rel)
+        if remote is not None and remote != e.sha256:
+            bad.append(rel)
+    return bad
 
 
 def write_manifest(backend: StorageBackend, manifest: dict[str, FileEntry]) -> None:
@@ -243,7 +253,11 @@ def sync(
     """Upload what changed; returns the plan that was (or, with dry_run, would be) carried out."""
     entries = local_entries(storage, folders)
     manifest = read_manifest(backend)
-    check_not_stale(backend, manifest)
+    for rel in mismatched(backend, manifest):
+        log(f"  {backend.name}/{rel}: does not match the manifest (missing, truncated or corrupted); re-uploading it")
+        del manifest[rel]
+    if manifest and backend.sha256(next(iter(manifest))) is None:
+        log(f"  {backend.name} cannot hash remote files: existing files were checked by size only")
     the_plan = plan(entries, manifest)
     log(
         f"{len(the_plan.upload)} file(s) to upload ({the_plan.bytes_to_upload / 1e6:.1f} MB), "
