@@ -61,8 +61,9 @@ def micro_tokenizer_path(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def local_dataset(tmp_path_factory, micro_tokenizer_path) -> Path:
     """The project's small problem set, converted by the real pipeline (returns the dataset root)."""
-    from wmtp_lightning.data.codecontests import SPLITS, ConvertConfig, convert_split, iter_raw, write_manifest
+    from wmtp_lightning.data.codecontests import SPLITS, ConvertConfig, convert_split, iter_raw
     from wmtp_lightning.data.local_problems import write_raw_splits
+    from wmtp_lightning.data.manifest import write_manifest
     from wmtp_lightning.models.tokenizer import Tokenizer
 
     root = tmp_path_factory.mktemp("local_ds")

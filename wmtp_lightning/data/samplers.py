@@ -1,20 +1,27 @@
 """Which lines to train on, in which order, on which rank (DESIGN §5).
 
 Selection functions are pure numpy over the index arrays and return an ordered array of line
-numbers; they never touch the JSONL. Three strategies:
+numbers; they never touch the JSONL. Four strategies:
 
   - `select_correct`   baseline / Rho-1: correct solutions only.
   - `select_balanced`  critic stage 1: a `correct_ratio` mix of correct and incorrect.
   - `select_curriculum` critic stage 2: phases over training progress, each with its own mix of
-    difficulty bins; the order of the result *is* the curriculum (position / n_samples = progress).
+    difficulty bins; the order of the result *is* the curriculum (position / n_samples = progress,
+    and `n_samples` is what the run consumes, so phases follow training steps).
+  - `select_all`       every line, shuffled.
 
 Draws are without replacement while a pool has lines; when a pool runs out it is recycled (a new
 pass in a fresh random order) and a warning gives the counts. An empty pool with non-zero weight
 is reported and its share given to the other bins of the phase.
 
+A line found bad at set-up is replaced by `replace_lines` with an unused line of the same pool
+(`line_pools`), so the plan (size, ratio, phase mix) is what was asked for.
+
 `SelectionSampler` gives rank r the lines `selection[r::world_size]` (cut to equal length so that
 no rank waits for another at the end) and saves how many it has consumed, so a resumed run sees
-exactly the remaining lines in the same order.
+exactly the remaining lines in the same order. Rank r's i-th line is `selection[r + i·W]`: with
+`batch_size` B and `accumulate` A, optimizer step s covers the global positions [s·E, (s+1)·E),
+E = B·A·W, and `step_micro_ids` says which micro-batch each of them lands in.
 """
 
 from __future__ import annotations
@@ -134,6 +141,11 @@ def select_balanced(
     return rng.permutation(np.concatenate(parts))
 
 
+def select_all(index: np.ndarray, n_samples: int, seed: int) -> np.ndarray:
+    """Every line (correct or not, any difficulty) in a seeded random order, recycled past the end."""
+    return draw(np.arange(len(index), dtype=np.int64), n_samples, np.random.default_rng(seed), "all lines")
+
+
 def check_schedule(schedule: Sequence[Phase], bins: dict[str, tuple[int, int]]) -> None:
     if not schedule:
         raise ValueError("difficulty_schedule is empty")
@@ -220,6 +232,80 @@ def select_curriculum(
                 cursor[key] = c + kk
         out.append(rng.permutation(np.concatenate(phase)) if phase else np.zeros(0, dtype=np.int64))
     return np.concatenate(out).astype(np.int64)
+
+
+def line_pools(
+    index: np.ndarray,
+    sampling: str,
+    difficulty_range: tuple[int, int] | None = None,
+    difficulty_field: str = "difficulty",
+    bins: dict[str, tuple[int, int]] | None = None,
+    split_correct: bool = True,
+) -> np.ndarray:
+    """The pool each line is drawn from under `sampling` (int per line; -1: never drawn).
+
+    Pools are what a selection keeps in proportion: correct vs incorrect ("balanced", and
+    "curriculum" unless it keeps the natural mix, `split_correct=False`), difficulty bins
+    ("curriculum"). Replacing a line by another of its pool leaves the plan unchanged.
+    """
+    values = difficulty_values(index, difficulty_field)
+    correct = index["is_correct"].astype(np.int64)
+    pools = np.full(len(index), -1, dtype=np.int64)
+    if sampling in ("correct", "balanced"):
+        keep = np.ones(len(index), dtype=bool)
+        if difficulty_range is not None:
+            keep = (values >= difficulty_range[0]) & (values <= difficulty_range[1])
+        if sampling == "correct":
+            keep &= correct == 1
+        pools[keep] = correct[keep]
+    elif sampling == "curriculum":
+        for b, (lo, hi) in enumerate(check_bins(bins or DEFAULT_BINS).values()):
+            inside = (values >= lo) & (values <= hi)
+            pools[inside] = 2 * b + correct[inside] if split_correct else b
+    elif sampling == "all":
+        pools[:] = 0
+    else:
+        raise ValueError(f"unknown sampling {sampling!r}")
+    return pools
+
+
+def replace_lines(selection: np.ndarray, bad: np.ndarray, pools: np.ndarray, seed: int) -> np.ndarray:
+    """`selection` with every occurrence of a `bad` line replaced by a good line of the same pool.
+
+    Replacements come, in a seeded random order, from the pool's lines that are neither bad nor
+    already selected; a pool with none left (smaller than its share, so already recycled) gives
+    any of its good lines again. Positions keep their place, so the size, the ratios and the phase
+    mix of the plan are unchanged. The caller checks the new lines (they may be bad too) and
+    repeats until none is.
+    """
+    out = np.array(selection, dtype=np.int64)
+    is_bad = np.zeros(len(pools), dtype=bool)
+    is_bad[np.asarray(bad, dtype=np.int64)] = True
+    positions = np.flatnonzero(is_bad[out])
+    used = np.zeros(len(pools), dtype=bool)
+    used[out] = True
+    rng = np.random.default_rng([seed, len(positions)])
+    for pool in np.unique(pools[out[positions]]).tolist():
+        where = positions[pools[out[positions]] == pool]
+        good = (pools == pool) & ~is_bad
+        fresh = rng.permutation(np.flatnonzero(good & ~used))
+        if len(fresh) < len(where):
+            spare = np.flatnonzero(good)
+            if len(spare) == 0:
+                raise ValueError(f"every line of pool {pool} is bad: nothing left to replace {len(where)} line(s)")
+            fresh = np.concatenate([fresh, draw(spare, len(where) - len(fresh), rng, f"pool {pool}")])
+        out[where] = fresh[: len(where)]
+    return out
+
+
+def step_micro_ids(n: int, world_size: int, accumulate: int, batch_size: int) -> np.ndarray:
+    """Micro-batch id (`rank × accumulate + micro index`) of the first n global positions of a step.
+
+    Position j of a step goes to rank j mod W as that rank's (j // W)-th line of the step, which
+    falls in its micro-batch (j // W) // B.
+    """
+    j = np.arange(n, dtype=np.int64)
+    return (j % world_size) * accumulate + (j // world_size) // batch_size
 
 
 def fingerprint(selection: np.ndarray) -> str:
