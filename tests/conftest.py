@@ -48,6 +48,15 @@ def load_script(name: str) -> dict[str, Any]:
     return runpy.run_path(str(ROOT / "scripts" / f"{name}.py"), run_name="wmtp_script")
 
 
+def run_script(name: str, argv: list[str]) -> int:
+    """Exit code of `scripts/<name>.py` run in process on `argv` (its output is left to capsys)."""
+    try:
+        result = load_script(name)["main"](argv)
+    except SystemExit as exit_:
+        return 0 if exit_.code is None else exit_.code
+    return result if isinstance(result, int) else 0
+
+
 @pytest.fixture(scope="session")
 def micro_tokenizer_path(tmp_path_factory) -> Path:
     from wmtp_lightning.data.local_problems import corpus_text

@@ -13,10 +13,12 @@ import torch
 
 from tests.conftest import load_script
 from wmtp_lightning.data import WMTPDataModule
-from wmtp_lightning.data.collate import IGNORE_INDEX
+from wmtp_lightning.data.collate import IGNORE_INDEX, kept_lengths
 from wmtp_lightning.data.dataset import IndexedJsonlDataset
-from wmtp_lightning.data.index import load_index
+from wmtp_lightning.data.index import INDEX_DTYPE, index_path, load_index
 from wmtp_lightning.data.manifest import write_manifest
+from wmtp_lightning.data.samplers import DEFAULT_SCHEDULE
+from wmtp_lightning.data.schema import DEFAULT_BINS, bin_of
 from wmtp_lightning.errors import UserError
 
 
@@ -179,6 +181,85 @@ def test_state_dict_resumes_the_exact_rest(local_dataset, micro_tokenizer_path):
     b.load_state_dict(state)  # Lightning restores before setup()
     b.setup("fit")
     assert [x["index"].tolist() for x in b.train_dataloader()] == rest
+
+
+# ---------------------------------------------------------------------- curriculum on the vessl budget
+def synthetic_split(folder, n: int, seed: int = 0) -> np.ndarray:
+    """An index of n lines over the three default bins (and difficulty 0, in none), beside a JSONL
+    of n tiny lines that are never read (validate: none)."""
+    rng = np.random.default_rng(seed)
+    index = np.zeros(n, dtype=INDEX_DTYPE)
+    index["offset"] = np.arange(n) * 3
+    index["difficulty"] = rng.integers(0, 12, n)
+    index["is_correct"] = rng.integers(0, 2, n)
+    index["prompt_len"] = rng.integers(50, 400, n)
+    index["response_len"] = rng.integers(20, 600, n)
+    folder.mkdir(parents=True)
+    (folder / "train.jsonl").write_bytes(b"{}\n" * n)
+    np.save(index_path(folder / "train.jsonl"), index)
+    return index
+
+
+def run_steps(ranks: list[WMTPDataModule], steps: range, A: int, B: int, index: np.ndarray) -> list[list[int]]:
+    """Consume the ranks' samplers step by step as the trainer does (A micro-batches of B lines per
+    rank per optimizer step, each through on_after_batch_transfer); returns each step's lines."""
+    its = [iter(m.train_sampler) for m in ranks]
+    out = []
+    for _ in steps:
+        lines, described = [], None
+        for m, it in zip(ranks, its):
+            for _ in range(A):
+                lines += [next(it) for _ in range(B)]
+                batch = m.on_after_batch_transfer({"input_ids": torch.zeros(B, 1), "n_items": torch.tensor(B)}, 0)
+                described = batch["step_response_len"]
+        global_order = np.array(lines).reshape(len(ranks), -1).T.reshape(-1)  # rank r's i-th line at r + i·W
+        _, want = kept_lengths(*(index[k][global_order] for k in ("prompt_len", "response_len", "is_correct")), 2048)
+        assert described.tolist() == want.tolist()  # the step's description matches the lines it holds
+        out.append(lines)
+    return out
+
+
+def phase_mix(per_step: list[list[int]], index: np.ndarray, max_steps: int) -> list[dict[str, float]]:
+    mixes = []
+    for phase in DEFAULT_SCHEDULE:
+        lines = [x for s, ls in enumerate(per_step) if phase.start <= s / max_steps < phase.end for x in ls]
+        bins = [bin_of(int(d), DEFAULT_BINS) for d in index["difficulty"][lines]]
+        mixes.append({b: bins.count(b) / len(bins) for b in DEFAULT_BINS})
+    return mixes
+
+
+def test_curriculum_follows_training_steps_on_the_vessl_budget(tmp_path, micro_tokenizer_path):
+    """configs/vessl.yaml: 4 ranks × batch 2 × accumulate 4, 2000 steps. Each phase's realised bin mix,
+    by global step fraction, is the schedule's, also after a resume from a mid-run state."""
+    W, B, A, S = 4, 2, 4, 2000
+    index = synthetic_split(tmp_path / "processed", 300_000)
+    kw = {"sampling": "curriculum", "correct_ratio": None, "batch_size": B, "validate": "none", "val_split": "train"}
+
+    def rank(r: int, setup: bool = True) -> WMTPDataModule:
+        return dm(tmp_path, micro_tokenizer_path, FakeTrainer(S, A, W, r), setup, **kw)
+
+    ranks = [rank(r) for r in range(W)]
+    assert ranks[0].train_budget() == S * B * A * W == 64_000  # what the run consumes, not a nominal 200 k
+    assert all(len(m.train_sampler.lines) == S * A * B for m in ranks)
+    cut = 1234  # mid phase 2
+    first = run_steps(ranks, range(cut), A, B, index)
+    states = [m.state_dict() for m in ranks]
+    rest = run_steps(ranks, range(cut, S), A, B, index)
+    assert all(m.train_sampler.consumed == len(m.train_sampler.lines) for m in ranks)  # budget = selection
+    for mix, phase in zip(phase_mix(first + rest, index, S), DEFAULT_SCHEDULE):
+        total = sum(phase.weights.values())
+        for b in DEFAULT_BINS:
+            assert abs(mix[b] - phase.weights[b] / total) <= 0.01, (phase, mix)
+
+    resumed = [rank(r, setup=False) for r in range(W)]
+    for m, state in zip(resumed, states):
+        m.load_state_dict(state)  # Lightning restores before setup()
+        m.setup("fit")
+    again = run_steps(resumed, range(cut, S), A, B, index)
+    assert again == rest  # exactly the remaining lines, in order
+    for mix, phase in zip(phase_mix(first + again, index, S), DEFAULT_SCHEDULE):
+        total = sum(phase.weights.values())
+        assert all(abs(mix[b] - phase.weights[b] / total) <= 0.01 for b in DEFAULT_BINS), (phase, mix)
 
 
 # ---------------------------------------------------------------------- validation selection

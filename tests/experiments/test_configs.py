@@ -96,8 +96,6 @@ def common_overrides(tmp_path, bundle, dataset, tokenizer):
         "1",
         "--trainer.enable_progress_bar",
         "false",
-        "--data.init_args.n_samples",
-        "16",
         "--data.init_args.val_samples",
         "4",
         "--data.init_args.batch_size",
