@@ -20,7 +20,7 @@ from tqdm import tqdm
 
 from wmtp_lightning.data.collate import tokenize_example
 from wmtp_lightning.data.index import IndexWriter, save_index, write_seed_metadata
-from wmtp_lightning.data.manifest import invalidate_manifest, write_manifest
+from wmtp_lightning.data.manifest import invalidate_manifest, manifest_extras, write_manifest
 from wmtp_lightning.data.schema import line_problem
 from wmtp_lightning.errors import ArgumentParser, BadInput, MissingInput, script_main, writable_dir
 from wmtp_lightning.models.tokenizer import Tokenizer
@@ -65,10 +65,11 @@ def main(argv: list[str] | None = None) -> None:
     except ValueError as err:  # not a SentencePiece model: the tokenizer's own one-line message
         raise BadInput(str(err)) from err
     writable_dir(folder)
+    extras = manifest_extras(folder)
     invalidate_manifest(folder)
     for path in files:
         print(f"{path}: {index_jsonl(path, tok)} lines indexed")
-    write_manifest(folder, {"tokenizer": str(args.tokenizer)})
+    write_manifest(folder, {**extras, "tokenizer": str(args.tokenizer)})
 
 
 if __name__ == "__main__":

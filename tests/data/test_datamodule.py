@@ -356,3 +356,14 @@ def test_missing_split_and_tokenizer(tmp_path, ds_copy, micro_tokenizer_path):
         dm(ds_copy, micro_tokenizer_path, validate="none")
     with pytest.raises(FileNotFoundError, match="tokenizer model not found"):
         WMTPDataModule(str(ds_copy), str(tmp_path / "t.model"))
+
+
+def test_truncated_index_is_one_line_with_the_rebuild_command(ds_copy, micro_tokenizer_path):
+    path = ds_copy / "processed" / "train.index.npy"
+    path.write_bytes(path.read_bytes()[:-100])
+    for validate in ("selected", "none"):  # the manifest sees the size; without it, the index check does
+        with pytest.raises(UserError) as info:
+            dm(ds_copy, micro_tokenizer_path, validate=validate)
+        msg = str(info.value)
+        assert "\n" not in msg and str(path) in msg and "mmap" not in msg
+    assert "(truncated or corrupt); rebuild it with `python scripts/extract_metadata.py" in msg

@@ -11,12 +11,13 @@ import pytest
 
 from tests.conftest import load_script, run_script
 from wmtp_lightning.data.index import index_path, load_index, metadata_path
-from wmtp_lightning.data.manifest import manifest_problems
+from wmtp_lightning.data.manifest import manifest_problems, write_manifest
 
 
 @pytest.fixture
 def folder(tmp_path, local_dataset):
     shutil.copytree(local_dataset / "processed", tmp_path / "processed")
+    write_manifest(tmp_path / "processed", {"provenance": "kept"})  # a writer's key that re-indexing keeps
     return tmp_path / "processed"
 
 
@@ -34,6 +35,8 @@ def test_rebuilds_index_and_metadata(folder, micro_tokenizer_path):
         assert json.loads(metadata_path(folder / f"{s}.jsonl").read_text()) == json.loads(meta)
     assert load_script("validate_datasets")["main"]([str(folder)]) == 0
     assert not [p for p in folder.iterdir() if ".tmp" in p.name]
+    manifest = json.loads((folder / "manifest.json").read_text())
+    assert manifest["tokenizer"] == str(micro_tokenizer_path) and manifest["provenance"] == "kept"
 
 
 def rewrite(path, lineno, fn):

@@ -213,13 +213,15 @@ class WMTPDataModule(pl.LightningDataModule):
         h = self.hparams
         parts = []
         for stream, (correct, n) in enumerate(((1, h.val_samples), (0, h.val_incorrect_samples))):
+            if n == 0:
+                continue
             pool = np.flatnonzero(index["is_correct"] == correct)
             size = min(n, len(pool)) // world_size * world_size
             if size < n:
                 log.warning("validation: %d %s lines wanted, %d used", n, "correct" if correct else "incorrect", size)
             rng = np.random.default_rng([run_seed(), stream])
             parts.append(np.sort(rng.choice(pool, size=size, replace=False)))  # sorted: reads in file order
-        return np.concatenate(parts).astype(np.int64)
+        return np.concatenate(parts).astype(np.int64) if parts else np.zeros(0, dtype=np.int64)
 
     # ------------------------------------------------------------------ checks
     def _check_manifest(self, folder: Path, splits: list[str]) -> None:
@@ -270,13 +272,16 @@ class WMTPDataModule(pl.LightningDataModule):
             index["prompt_len"][lines], index["response_len"][lines], index["is_correct"][lines], h.max_length
         )
         per_rank = len(lines) // self.world_size
-        rank_kept = kept[: per_rank * self.world_size].reshape(per_rank, self.world_size).T  # (W, per_rank)
-        for r, row in enumerate(rank_kept):
-            empty = [i for i in range(0, per_rank, batch_size) if not row[i : i + batch_size].any()]
-            if empty:
+        n_batches = -(-per_rank // batch_size)
+        for r in range(self.world_size):
+            mine = np.zeros(n_batches * batch_size, dtype=bool)
+            mine[:per_rank] = kept[r :: self.world_size][:per_rank] > 0
+            empty = np.flatnonzero(~mine.reshape(n_batches, batch_size).any(1))
+            if len(empty):
+                first = int(empty[0]) * batch_size
                 raise BadInput(
-                    f"{path}: every line of rank {r}'s micro-batch {empty[0] // batch_size} is dropped by truncation "
-                    f"(lines {lines[r :: self.world_size][empty[0] : empty[0] + batch_size].tolist()}); raise "
+                    f"{path}: every line of rank {r}'s micro-batch {int(empty[0])} is dropped by truncation "
+                    f"(lines {lines[r :: self.world_size][first : first + batch_size].tolist()}); raise "
                     "data.max_length or filter the dataset"
                 )
 

@@ -32,13 +32,14 @@ class IndexedJsonlDataset(Dataset):
 
     def __init__(self, jsonl: str | Path, index: np.ndarray):
         self.path = Path(jsonl)
-        self.index = index
+        # the columns once: a structured memmap builds a new view on every field access
+        self.offsets, self.prompt_len, self.response_len = index["offset"], index["prompt_len"], index["response_len"]
         self.size = self.path.stat().st_size
         self._fh = None
         self._pid: int | None = None
 
     def __len__(self) -> int:
-        return len(self.index)
+        return len(self.offsets)
 
     def _file(self):
         if self._fh is None or self._pid != os.getpid():
@@ -49,8 +50,8 @@ class IndexedJsonlDataset(Dataset):
     def read(self, line: int) -> dict[str, Any]:
         """Parse and check line `line` (0-based); errors name `file:line` (1-based) and the field."""
         f = self._file()
-        start = int(self.index["offset"][line])
-        end = int(self.index["offset"][line + 1]) if line + 1 < len(self.index) else self.size
+        start = int(self.offsets[line])
+        end = int(self.offsets[line + 1]) if line + 1 < len(self.offsets) else self.size
         f.seek(start)
         raw = f.readline()
         where = f"{self.path}:{line + 1}"
@@ -67,9 +68,11 @@ class IndexedJsonlDataset(Dataset):
     def __getitem__(self, line: int) -> dict[str, Any]:
         line = int(line)
         rec = self.read(line)
-        row = self.index[line]
         rec.update(
-            line=line, path=str(self.path), prompt_len=int(row["prompt_len"]), response_len=int(row["response_len"])
+            line=line,
+            path=str(self.path),
+            prompt_len=int(self.prompt_len[line]),
+            response_len=int(self.response_len[line]),
         )
         return rec
 

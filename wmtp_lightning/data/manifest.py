@@ -38,6 +38,18 @@ def files_digest(files: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps(files, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
 
 
+def manifest_extras(processed: Path) -> dict[str, Any]:
+    """The provenance keys of the current manifest (tokenizer, max_tokens, ...), {} if it has none:
+    a writer that rewrites the manifest keeps them."""
+    try:
+        manifest = json.loads((processed / MANIFEST).read_bytes())
+    except (OSError, ValueError):
+        return {}
+    if not isinstance(manifest, dict):
+        return {}
+    return {k: v for k, v in manifest.items() if k not in ("format_version", "files", "files_sha256")}
+
+
 def invalidate_manifest(processed: Path) -> None:
     """Remove the manifest before a writer changes any file: a run that dies midway leaves a folder
     that no reader takes for complete."""
