@@ -21,6 +21,7 @@ import numpy as np
 import torch
 
 from wmtp_lightning.data.template import build_prompt
+from wmtp_lightning.errors import BadInput
 from wmtp_lightning.models.tokenizer import Tokenizer
 from wmtp_lightning.models.transformer import IGNORE_INDEX
 
@@ -88,7 +89,7 @@ class MTPCollator:
         self.boundary_merges += merged
         where = f"{item['path']}:{item['line'] + 1}" if "path" in item else f"line {item.get('line')}"
         if len(ids) > self.max_length and not self.truncate:
-            raise ValueError(
+            raise BadInput(
                 f"{where} ({item.get('task_id')}): {len(ids)} tokens > max_length {self.max_length}; "
                 "filter the dataset or set truncate=True"
             )
@@ -99,7 +100,7 @@ class MTPCollator:
                 for x in kept_lengths(item["prompt_len"], item["response_len"], item["is_correct"], self.max_length)
             )
             if (p, r) != want:
-                raise ValueError(
+                raise BadInput(
                     f"{where}: {r} learned tokens after {p} prompt tokens, the index says {want[1]} after {want[0]} "
                     "(index built with another tokenizer or template? rebuild with scripts/extract_metadata.py)"
                 )
@@ -118,7 +119,7 @@ class MTPCollator:
                 rows.append(enc)
                 kept.append(item)
         if not rows:
-            raise ValueError(
+            raise BadInput(
                 f"every item of this batch was dropped by truncation (lines {[it.get('line') for it in items]}); "
                 "raise max_length or filter the dataset"
             )

@@ -38,6 +38,7 @@ import numpy as np
 from torch.utils.data import DistributedSampler
 
 from wmtp_lightning.data.schema import DEFAULT_BINS, check_bins
+from wmtp_lightning.errors import BadInput
 
 log = logging.getLogger(__name__)
 
@@ -65,7 +66,7 @@ def difficulty_values(index: np.ndarray, field_name: str = "difficulty") -> np.n
         return index["difficulty"].astype(np.int16)
     if field_name == "cf_rating":
         return index["rating"].astype(np.int16) * 100
-    raise ValueError(f"difficulty_field must be 'difficulty' or 'cf_rating', got {field_name!r}")
+    raise BadInput(f"difficulty_field must be 'difficulty' or 'cf_rating', got {field_name!r}")
 
 
 def largest_remainder(total: int, weights: Sequence[float]) -> list[int]:
@@ -85,7 +86,7 @@ def draw(pool: np.ndarray, k: int, rng: np.random.Generator, label: str) -> np.n
     if k <= 0:
         return pool[:0]
     if len(pool) == 0:
-        raise ValueError(f"cannot draw {k} samples from {label}: it has no lines")
+        raise BadInput(f"cannot draw {k} samples from {label}: it has no lines")
     if k > len(pool):
         log.warning(
             "%s: %d lines requested but only %d available; recycling them (%d passes)",
@@ -130,7 +131,7 @@ def select_balanced(
 ) -> np.ndarray:
     """Stage 1: `correct_ratio` correct, the rest incorrect, shuffled together."""
     if not 0.0 <= correct_ratio <= 1.0:
-        raise ValueError(f"correct_ratio must be in [0, 1], got {correct_ratio}")
+        raise BadInput(f"correct_ratio must be in [0, 1], got {correct_ratio}")
     rng = np.random.default_rng(seed)
     values = difficulty_values(index, difficulty_field)
     n_correct, n_incorrect = largest_remainder(n_samples, [correct_ratio, 1 - correct_ratio])
@@ -148,25 +149,23 @@ def select_all(index: np.ndarray, n_samples: int, seed: int) -> np.ndarray:
 
 def check_schedule(schedule: Sequence[Phase], bins: dict[str, tuple[int, int]]) -> None:
     if not schedule:
-        raise ValueError("difficulty_schedule is empty")
+        raise BadInput("difficulty_schedule is empty")
     if abs(schedule[0].start) > 1e-9 or abs(schedule[-1].end - 1.0) > 1e-9:
-        raise ValueError("difficulty_schedule must cover progress [0, 1]")
+        raise BadInput("difficulty_schedule must cover progress [0, 1]")
     for a, b in pairwise(schedule):
         if abs(a.end - b.start) > 1e-9:
-            raise ValueError(f"difficulty_schedule phases must be contiguous: {a.end} != {b.start}")
+            raise BadInput(f"difficulty_schedule phases must be contiguous: {a.end} != {b.start}")
     for p in schedule:
         if p.end <= p.start:
-            raise ValueError(f"difficulty_schedule phase [{p.start}, {p.end}) is empty")
+            raise BadInput(f"difficulty_schedule phase [{p.start}, {p.end}) is empty")
         unknown = set(p.weights) - set(bins)
         if unknown:
-            raise ValueError(
+            raise BadInput(
                 f"difficulty_schedule phase [{p.start}, {p.end}): unknown bin(s) {sorted(unknown)}; "
                 f"bins are {sorted(bins)}"
             )
         if any(w < 0 for w in p.weights.values()) or sum(p.weights.values()) <= 0:
-            raise ValueError(
-                f"difficulty_schedule phase [{p.start}, {p.end}): weights must be >= 0 with a positive sum"
-            )
+            raise BadInput(f"difficulty_schedule phase [{p.start}, {p.end}): weights must be >= 0 with a positive sum")
 
 
 def select_curriculum(
@@ -209,7 +208,7 @@ def select_curriculum(
             )
             weights = {b: w for b, w in weights.items() if b not in empty}
             if not weights:
-                raise ValueError(f"curriculum phase [{p.start}, {p.end}): every bin with weight is empty")
+                raise BadInput(f"curriculum phase [{p.start}, {p.end}): every bin with weight is empty")
         names = list(weights)
         phase = []
         for name, k in zip(names, largest_remainder(hi - lo, [weights[b] for b in names])):
@@ -265,7 +264,7 @@ def line_pools(
     elif sampling == "all":
         pools[:] = 0
     else:
-        raise ValueError(f"unknown sampling {sampling!r}")
+        raise BadInput(f"unknown sampling {sampling!r}")
     return pools
 
 
@@ -292,7 +291,7 @@ def replace_lines(selection: np.ndarray, bad: np.ndarray, pools: np.ndarray, see
         if len(fresh) < len(where):
             spare = np.flatnonzero(good)
             if len(spare) == 0:
-                raise ValueError(f"every line of pool {pool} is bad: nothing left to replace {len(where)} line(s)")
+                raise BadInput(f"every line of pool {pool} is bad: nothing left to replace {len(where)} line(s)")
             fresh = np.concatenate([fresh, draw(spare, len(where) - len(fresh), rng, f"pool {pool}")])
         out[where] = fresh[: len(where)]
     return out
@@ -328,7 +327,7 @@ class SelectionSampler(DistributedSampler):
 
     def __init__(self, selection: np.ndarray, rank: int = 0, world_size: int = 1):
         if not 0 <= rank < world_size:
-            raise ValueError(f"rank {rank} out of range for world_size {world_size}")
+            raise BadInput(f"rank {rank} out of range for world_size {world_size}")
         per_rank = len(selection) // world_size  # equal share: no rank waits at the end
         self.lines = np.asarray(selection[rank::world_size][:per_rank], dtype=np.int64)
         self.fingerprint = fingerprint(selection)
@@ -362,7 +361,7 @@ class SelectionSampler(DistributedSampler):
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         if state["fingerprint"] != self.fingerprint or state["world_size"] != self.world_size:
-            raise ValueError(
+            raise BadInput(
                 "the data selection differs from the checkpoint's (fingerprint "
                 f"{state['fingerprint']} / world_size {state['world_size']} vs {self.fingerprint} / "
                 f"{self.world_size}): seed, n_samples, sampling options, dataset or device count changed"

@@ -17,6 +17,8 @@ import string
 from itertools import pairwise
 from typing import Any
 
+from wmtp_lightning.errors import BadInput
+
 DIFFICULTY_NAMES: dict[int, str] = {
     0: "UNKNOWN_DIFFICULTY",
     1: "EASY",
@@ -130,10 +132,10 @@ def check_bins(bins: dict[str, tuple[int, int]] | dict[str, list[int]]) -> dict[
     out: dict[str, tuple[int, int]] = {}
     for name, rng in bins.items():
         if len(rng) != 2 or rng[0] > rng[1]:
-            raise ValueError(f"difficulty bin {name!r}: expected [low, high] with low <= high, got {rng}")
+            raise BadInput(f"difficulty bin {name!r}: expected [low, high] with low <= high, got {rng}")
         out[name] = (int(rng[0]), int(rng[1]))
     spans = sorted(out.values())
     for (a_lo, a_hi), (b_lo, b_hi) in pairwise(spans):
         if b_lo <= a_hi:
-            raise ValueError(f"difficulty bins overlap: [{a_lo}, {a_hi}] and [{b_lo}, {b_hi}]")
+            raise BadInput(f"difficulty bins overlap: [{a_lo}, {a_hi}] and [{b_lo}, {b_hi}]")
     return out
