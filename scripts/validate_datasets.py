@@ -3,20 +3,24 @@
 
     python scripts/validate_datasets.py storage/datasets_v2/codecontests [--max-tokens 2048]
 
-Prints every problem as `file:line: field: what was expected` and exits 1 if there is any.
+Prints every problem on stdout as `file:line: field: what was expected` (or `path: what is wrong`),
+at most one per line, then a summary on stderr, and exits 1 if there is any. It never crashes on
+what it validates (corrupt or old-format `.npy`, a malformed manifest, truncated or binary files
+are problems like any other); a bad command line is one line on stderr, exit code 2.
 """
 
 from __future__ import annotations
 
-import argparse
 import sys
 
-from wmtp_lightning.data.datamodule import processed_dir
+from wmtp_lightning.data.manifest import processed_dir
 from wmtp_lightning.data.validate import validate_dataset
+from wmtp_lightning.errors import ArgumentParser, script_main
 
 
+@script_main
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = ArgumentParser(description=__doc__)
     ap.add_argument("dir", help="dataset root (with processed/) or the processed folder")
     ap.add_argument("--max-tokens", type=int, default=2048)
     ap.add_argument("--splits", default="train,valid,test")

@@ -48,6 +48,15 @@ def load_script(name: str) -> dict[str, Any]:
     return runpy.run_path(str(ROOT / "scripts" / f"{name}.py"), run_name="wmtp_script")
 
 
+def run_script(name: str, argv: list[str]) -> int:
+    """Exit code of `scripts/<name>.py` run in process on `argv` (its output is left to capsys)."""
+    try:
+        result = load_script(name)["main"](argv)
+    except SystemExit as exit_:
+        return 0 if exit_.code is None else exit_.code
+    return result if isinstance(result, int) else 0
+
+
 @pytest.fixture(scope="session")
 def micro_tokenizer_path(tmp_path_factory) -> Path:
     from wmtp_lightning.data.local_problems import corpus_text
@@ -61,8 +70,9 @@ def micro_tokenizer_path(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def local_dataset(tmp_path_factory, micro_tokenizer_path) -> Path:
     """The project's small problem set, converted by the real pipeline (returns the dataset root)."""
-    from wmtp_lightning.data.codecontests import SPLITS, ConvertConfig, convert_split, iter_raw, write_manifest
+    from wmtp_lightning.data.codecontests import SPLITS, ConvertConfig, convert_split, iter_raw
     from wmtp_lightning.data.local_problems import write_raw_splits
+    from wmtp_lightning.data.manifest import write_manifest
     from wmtp_lightning.models.tokenizer import Tokenizer
 
     root = tmp_path_factory.mktemp("local_ds")

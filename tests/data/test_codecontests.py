@@ -9,7 +9,15 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from wmtp_lightning.data.codecontests import ConvertConfig, convert_split, find_raw_files, iter_raw, problem_records
+from wmtp_lightning.data.codecontests import (
+    ConvertConfig,
+    convert_split,
+    find_raw_files,
+    iter_raw,
+    problem_records,
+    raw_problems,
+)
+from wmtp_lightning.data.collate import tokenize_example
 from wmtp_lightning.data.index import INDEX_DTYPE, load_index, metadata_path
 from wmtp_lightning.data.schema import record_problems
 from wmtp_lightning.models.tokenizer import Tokenizer
@@ -83,13 +91,17 @@ def test_convert_split_all_input_formats(tmp_path, micro_tokenizer_path, fmt):
     assert stats.dropped["too_long"] == 2 and stats.dropped["empty_solution"] == 2
     assert dict(stats.difficulty) == {2: 2, 9: 2}
     index = load_index(out)
-    assert index.dtype == INDEX_DTYPE and len(index) == 4
+    assert index.dtype == INDEX_DTYPE and index.dtype.itemsize == 15 and len(index) == 4
     data = out.read_bytes()
-    for row, line in zip(index, data.splitlines()):
-        assert data[row["offset"] : row["offset"] + row["length"]] == line
+    ends = [*index["offset"][1:].tolist(), len(data)]  # lines are contiguous; the last ends the file
+    tok = Tokenizer(micro_tokenizer_path)
+    for row, end, line in zip(index, ends, data.splitlines()):
+        assert data[row["offset"] : end] == line + b"\n"
         rec = json.loads(line)
         assert bool(row["is_correct"]) == rec["is_correct"] and row["difficulty"] == rec["metadata"]["difficulty"]
-        assert 0 < row["token_len"] <= 2048 and row["rating"] == 12
+        ids, n_prompt, _ = tokenize_example(tok, rec["instruction"], rec["input"], rec["output"])
+        assert (row["prompt_len"], row["response_len"]) == (n_prompt, len(ids) - n_prompt)  # the collator's counts
+        assert row["rating"] == 12
     seed = json.loads(metadata_path(out).read_text())
     assert seed["stats"] == {"total": 4, "correct": 2, "incorrect": 2, "difficulty_dist": {"2": 2, "9": 2}}
     assert seed["metadata"][0] == {"is_correct": True, "difficulty": 2}
@@ -102,17 +114,62 @@ def test_raw_errors_name_the_row(tmp_path, micro_tokenizer_path):
     del bad["solutions"]
     (raw / "train.jsonl").write_text(json.dumps(raw_problem()) + "\n" + json.dumps(bad) + "\n")
     tok = Tokenizer(micro_tokenizer_path)
-    with pytest.raises(ValueError, match=r"train.jsonl:2: raw problem lacks field\(s\) \['solutions'\]"):
-        convert_split(iter_raw(raw, "train"), tmp_path / "o.jsonl", tok, ConvertConfig(), "train")
+    out = tmp_path / "o.jsonl"
+    with pytest.raises(ValueError, match=r"train.jsonl:2: solutions: missing \(deepmind/code_contests schema\)$"):
+        convert_split(iter_raw(raw, "train"), out, tok, ConvertConfig(), "train")
     (raw / "train.jsonl").write_text(json.dumps({**raw_problem(), "difficulty": 99}) + "\n")
     with pytest.raises(ValueError, match=r"train.jsonl:1: difficulty: expected an enum value 0..28, got 99"):
-        convert_split(iter_raw(raw, "train"), tmp_path / "o.jsonl", tok, ConvertConfig(), "train")
+        convert_split(iter_raw(raw, "train"), out, tok, ConvertConfig(), "train")
     (raw / "train.jsonl").write_text("{not json\n")
-    with pytest.raises(ValueError, match=r"train.jsonl:1: invalid JSON"):
-        convert_split(iter_raw(raw, "train"), tmp_path / "o.jsonl", tok, ConvertConfig(), "train")
+    with pytest.raises(ValueError, match=r"train.jsonl:1: <line>: expected a JSON object"):
+        convert_split(iter_raw(raw, "train"), out, tok, ConvertConfig(), "train")
+    (raw / "train.jsonl").write_bytes(json.dumps(raw_problem()).encode() + b"\n\xff\xfe\n")
+    with pytest.raises(ValueError, match=r"train.jsonl:2: <line>: expected UTF-8 text"):
+        convert_split(iter_raw(raw, "train"), out, tok, ConvertConfig(), "train")
     with pytest.raises(FileNotFoundError, match="no raw files for split 'valid'"):
         list(iter_raw(raw, "valid"))
-    assert not (tmp_path / "o.jsonl").exists()  # a failed conversion leaves no file that looks complete
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["raw"]  # no output, no temporary left
+
+
+@pytest.mark.parametrize(
+    ("mutate", "expected"),
+    [
+        (lambda p: [p], "<row>: expected a JSON object"),
+        (lambda p: {**p, "name": 3}, "name: expected a non-empty UTF-8 string, got int"),
+        (lambda p: {**p, "description": "\ud800"}, "description: expected a non-empty UTF-8 string"),
+        (lambda p: {**p, "difficulty": True}, "difficulty: expected an enum value"),
+        (lambda p: {**p, "cf_rating": 1250}, "cf_rating: expected 0 or a multiple of 100"),
+        (lambda p: {**p, "source": "codeforces"}, "source: expected a non-negative int or null"),
+        (lambda p: {**p, "solutions": {"language": [3], "solution": []}}, "solutions: expected {'language'"),
+        (lambda p: {**p, "solutions": {"language": ["3"], "solution": ["x"]}}, "solutions.language: expected"),
+        (
+            lambda p: {**p, "incorrect_solutions": {"language": [3], "solution": [None]}},
+            "incorrect_solutions.solution: expected a list",
+        ),
+        (lambda p: {**p, "public_tests": []}, "public_tests: expected {'input'"),
+        (lambda p: {**p, "private_tests": {"input": [1], "output": ["2"]}}, "private_tests: expected {'input'"),
+    ],
+)
+def test_raw_schema_problems(mutate, expected):
+    field, what = raw_problems(mutate(raw_problem()))[0]
+    assert f"{field}: {what}".startswith(expected)
+
+
+def test_unwritable_solution_text_is_dropped_and_counted():
+    p = raw_problem()
+    p["solutions"] = {"language": [3, 3], "solution": ["print('\ud800')", "print(1)"]}
+    reasons = [why for _, why in problem_records(p, ConvertConfig())]
+    assert reasons.count("invalid_unicode") == 1
+
+
+def test_corrupt_parquet_names_the_file(tmp_path, micro_tokenizer_path):
+    raw = tmp_path / "raw"
+    raw.mkdir()
+    pq.write_table(pa.Table.from_pylist([raw_problem()]), raw / "train-00000-of-00001.parquet")
+    path = raw / "train-00000-of-00001.parquet"
+    path.write_bytes(path.read_bytes()[:-20])  # truncated: the footer is gone
+    with pytest.raises(ValueError, match=r"train-00000-of-00001.parquet: not a readable parquet file"):
+        list(iter_raw(raw, "train"))
 
 
 def test_index_mismatch_is_detected(tmp_path, local_dataset):
@@ -120,5 +177,8 @@ def test_index_mismatch_is_detected(tmp_path, local_dataset):
     copy = tmp_path / "valid.jsonl"
     copy.write_bytes(src.read_bytes() + b'{"extra": 1}\n')
     np.save(tmp_path / "valid.index.npy", load_index(src, mmap=False))
-    with pytest.raises(ValueError, match="does not match its JSONL"):
+    with pytest.raises(ValueError, match=r"valid.index.npy: does not match .*valid.jsonl \(the file has more lines"):
+        load_index(copy)
+    copy.write_bytes(src.read_bytes()[:-300])
+    with pytest.raises(ValueError, match=r"valid.jsonl: the last line has no newline \(truncated\?\)"):
         load_index(copy)

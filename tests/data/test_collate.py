@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from wmtp_lightning.data.collate import IGNORE_INDEX, MTPCollator, token_length, tokenize_example
+from wmtp_lightning.data.collate import IGNORE_INDEX, MTPCollator, kept_lengths, tokenize_example
 from wmtp_lightning.data.local_problems import load_local_problems
 from wmtp_lightning.data.template import build_prompt
 from wmtp_lightning.models.tokenizer import Tokenizer
@@ -37,7 +37,6 @@ def test_prompt_response_boundary_is_exact_with_llama(llama_tokenizer_path):
             assert not merged, p["name"]
             assert ids[:n_prompt] == tok.encode(build_prompt(p["description"], ""), bos=True)
             assert tok.decode(ids[n_prompt:-1]) == code and ids[-1] == tok.eos_id
-            assert token_length(tok, p["description"], "", code) == len(ids)
 
 
 def test_labels_mask_prompt_header_and_padding(llama_tokenizer_path):
@@ -56,6 +55,15 @@ def test_labels_mask_prompt_header_and_padding(llama_tokenizer_path):
         assert (labels[row, n:] == IGNORE_INDEX).all() and (att[row, n:] == 0).all() and (att[row, :n] == 1).all()
     assert batch["is_correct"].tolist() == [1.0, 0.0] and batch["index"].tolist() == [3, 5]
     assert batch["difficulty"].tolist() == [3, 3] and int(batch["n_items"]) == 2
+    assert batch["truncated"].dtype == torch.bool and batch["truncated"].tolist() == [False, False]
+
+
+def test_kept_lengths_by_hand():
+    # rows (prompt, response, correct) against max_length 10
+    p, r = kept_lengths([3, 3, 4, 10, 12, 2], [7, 8, 8, 1, 5, 3], [1, 1, 0, 0, 0, 0], 10)
+    assert p.tolist() == [3, 0, 4, 0, 0, 2]  # fits | long correct: dropped | long incorrect: cut | prompt fills
+    assert r.tolist() == [7, 0, 6, 0, 0, 3]  # | ... | 10 - 4 = 6 learned | window: dropped | longer: dropped
+    assert tuple(int(x) for x in kept_lengths(3, 8, False, 10)) == (3, 7)  # scalars too
 
 
 def test_long_rows_raise_or_truncate(micro_tokenizer_path):
@@ -69,13 +77,30 @@ def test_long_rows_raise_or_truncate(micro_tokenizer_path):
     batch = coll([item(out=long_out, ok=False, line=1), item(out=long_out, ok=True, line=2), item(line=4)])
     assert batch["index"].tolist() == [1, 4] and coll.dropped_truncated == 1  # truncated correct = dropped
     assert batch["input_ids"].shape[1] == limit and int(batch["n_items"]) == 3
-    assert (batch["labels"][0, n_prompt:] != IGNORE_INDEX).all()  # the kept (incorrect) row learns its 10 tokens
+    assert (batch["labels"][0, n_prompt:] != IGNORE_INDEX).sum() == 10  # the kept (incorrect) row learns 10 tokens
+    assert batch["truncated"].tolist() == [True, False]
+    assert batch["labels"][0, -1] != tok.eos_id and tok.eos_id in batch["labels"][1].tolist()
+    with pytest.raises(ValueError, match=r"every item of this batch was dropped by truncation \(lines \[2\]\)"):
+        coll([item(out=long_out, ok=True, line=2)])
 
 
-def test_skipped_items_are_dropped_and_counted(micro_tokenizer_path):
-    coll = MTPCollator(Tokenizer(micro_tokenizer_path))
-    batch = coll([None, item(line=2)])
-    assert batch["index"].tolist() == [2] and int(batch["n_items"]) == 2
-    with pytest.raises(ValueError, match="every item"):
-        coll([None])
-    assert torch.is_tensor(batch["labels"])
+def test_rows_are_checked_against_the_index(micro_tokenizer_path):
+    """An item read through the index carries its counts; the collator refuses one that differs."""
+    tok = Tokenizer(micro_tokenizer_path)
+    it = item(line=4)
+    ids, n_prompt, _ = tokenize_example(tok, it["instruction"], it["input"], it["output"])
+    good = {**it, "path": "/d/train.jsonl", "prompt_len": n_prompt, "response_len": len(ids) - n_prompt}
+    batch = MTPCollator(tok)([good])
+    assert int((batch["labels"] != IGNORE_INDEX).sum()) == good["response_len"]
+    bad = {**good, "response_len": good["response_len"] + 1}
+    want = rf"/d/train.jsonl:5: {len(ids) - n_prompt} learned tokens after {n_prompt} prompt tokens, the index says {len(ids) - n_prompt + 1} after {n_prompt} \(index built with another tokenizer or template\? rebuild with scripts/extract_metadata.py\)"
+    with pytest.raises(ValueError, match=want):
+        MTPCollator(tok)([bad])
+    # after truncation the counts are compared as the loss will see them: a cut incorrect row agrees
+    # with an index that had it longer, a row the index says is dropped but the collator keeps does not
+    limit = n_prompt + 2
+    cut = {**good, "is_correct": False, "response_len": good["response_len"] + 50}
+    assert MTPCollator(tok, max_length=limit, truncate=True)([cut])["truncated"].tolist() == [True]
+    short = {**good, "response_len": 1}  # fits max_length per the index; really too long, so dropped
+    with pytest.raises(ValueError, match=rf"0 learned tokens after 0 prompt tokens, the index says 1 after {n_prompt}"):
+        MTPCollator(tok, max_length=n_prompt + 1, truncate=True)([short, good])

@@ -14,9 +14,13 @@ from wmtp_lightning.data.samplers import (
     Phase,
     SelectionSampler,
     largest_remainder,
+    line_pools,
+    replace_lines,
+    select_all,
     select_balanced,
     select_correct,
     select_curriculum,
+    step_micro_ids,
 )
 from wmtp_lightning.data.schema import DEFAULT_BINS, bin_of
 
@@ -139,3 +143,64 @@ def test_lightning_never_wraps_the_sampler():
             is_distributed = True
 
     assert not _DataConnector(Trainer())._requires_distributed_sampler(DataLoader(range(10), sampler=s))
+
+
+def test_select_all_recycles_past_the_end():
+    idx = make_index(30)
+    sel = select_all(idx, 70, seed=0)
+    assert len(sel) == 70 and sorted(set(sel.tolist())) == list(range(30))
+    assert sorted(sel[:30].tolist()) == list(range(30))  # a full pass before any line repeats
+
+
+def test_line_pools_follow_the_plan():
+    idx = make_index(200)
+    correct = idx["is_correct"].astype(bool)
+    pools = line_pools(idx, "correct", difficulty_range=(4, 7))
+    inside = (idx["difficulty"] >= 4) & (idx["difficulty"] <= 7)
+    assert (pools[correct & inside] == 1).all() and (pools[~(correct & inside)] == -1).all()
+    pools = line_pools(idx, "balanced")
+    assert (pools == correct).all()
+    pools = line_pools(idx, "curriculum", split_correct=False)  # bins low 0, medium 1, high 2; 0 in no bin
+    expected = [
+        -1 if (b := bin_of(int(d), DEFAULT_BINS)) is None else list(DEFAULT_BINS).index(b) for d in idx["difficulty"]
+    ]
+    assert pools.tolist() == expected
+    split = line_pools(idx, "curriculum")
+    assert ((split == 2 * pools + correct) | (pools == -1)).all()
+
+
+def test_replace_lines_keeps_positions_and_pools():
+    idx = make_index(400)
+    pools = line_pools(idx, "curriculum")
+    sel = select_curriculum(idx, 100, seed=0, correct_ratio=0.5)
+    bad = sel[[3, 50, 99]]
+    out = replace_lines(sel, bad, pools, seed=0)
+    assert len(out) == len(sel) and not set(bad.tolist()) & set(out.tolist())
+    assert (out == sel).sum() == 97 and (pools[out] == pools[sel]).all()  # same pool at every position
+    assert len(set(out.tolist())) == 100  # replacements were unused lines
+    assert np.array_equal(out, replace_lines(sel, bad, pools, seed=0))  # deterministic
+    tiny = make_index(6)
+    tiny["is_correct"] = [1, 1, 0, 0, 0, 0]
+    p = line_pools(tiny, "correct")
+    with pytest.raises(ValueError, match="every line of pool 1 is bad"):
+        replace_lines(np.array([0, 1]), np.array([0, 1]), p, seed=0)
+    again = replace_lines(np.array([0, 1, 0]), np.array([0]), p, seed=0)  # pool exhausted: recycled
+    assert again.tolist() == [1, 1, 1]
+
+
+def test_step_micro_ids_by_hand():
+    # W=2 ranks, A=2 micro-batches, B=2 rows: E=8 positions; j -> rank j%2, rank-local row j//2
+    assert step_micro_ids(8, 2, 2, 2).tolist() == [0, 2, 0, 2, 1, 3, 1, 3]
+    assert step_micro_ids(5, 2, 2, 2).tolist() == [0, 2, 0, 2, 1]  # a short last step
+    assert step_micro_ids(4, 1, 4, 1).tolist() == [0, 1, 2, 3]
+    # and it agrees with what SelectionSampler hands each rank
+    W, A, B = 3, 2, 2
+    sel = np.arange(5 * W * A * B)
+    ids = step_micro_ids(W * A * B, W, A, B)
+    for r in range(W):
+        mine = SelectionSampler(sel, r, W).lines
+        for s in range(5):
+            step = sel[s * W * A * B : (s + 1) * W * A * B]
+            for m in range(A):
+                micro = mine[s * A * B + m * B : s * A * B + (m + 1) * B]
+                assert step[ids == r * A + m].tolist() == micro.tolist()

@@ -92,14 +92,12 @@ def common_overrides(tmp_path, bundle, dataset, tokenizer):
         "3",
         "--trainer.val_check_interval",
         "3",
-        "--trainer.limit_val_batches",
-        "1",
         "--trainer.enable_progress_bar",
         "false",
-        "--data.init_args.n_samples",
-        "16",
         "--data.init_args.val_samples",
-        "4",
+        "2",
+        "--data.init_args.val_incorrect_samples",
+        "2",
         "--data.init_args.batch_size",
         "2",
     ]
@@ -114,7 +112,7 @@ def test_run_every_experiment(tmp_path, tiny_bundle, tiny_ref_bundle, local_data
     base = common_overrides(tmp_path, tiny_bundle, local_dataset, micro_tokenizer_path)
     cli = fit("baseline.yaml", "local.yaml", extra=base)
     assert cli.trainer.global_step == 3 and (tmp_path / "baseline" / "export" / "metadata.json").is_file()
-    assert cli.trainer.callback_metrics["val/ce_head1"] > 0
+    assert cli.trainer.callback_metrics["val/ce_head1"] > 0 and "val_incorrect/ce_head1" in cli.trainer.callback_metrics
     # The data side counted exactly the rows of the 3 trained batches (batch size 2).
     assert cli.datamodule.train_sampler.consumed == 3 * 2
 

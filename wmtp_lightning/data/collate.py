@@ -17,9 +17,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import torch
 
 from wmtp_lightning.data.template import build_prompt
+from wmtp_lightning.errors import BadInput
 from wmtp_lightning.models.tokenizer import Tokenizer
 from wmtp_lightning.models.transformer import IGNORE_INDEX
 
@@ -39,14 +41,32 @@ def tokenize_example(tokenizer: Tokenizer, instruction: str, input: str, output:
     return full_ids, next(i for i, (a, b) in enumerate(zip(prompt_ids, full_ids)) if a != b), True
 
 
-def token_length(tokenizer: Tokenizer, instruction: str, input: str, output: str) -> int:
-    """len(ids) of `tokenize_example` with one encode (the prompt alone is not needed to count)."""
-    return len(tokenizer.encode(build_prompt(instruction, input) + output, bos=True, eos=True))
+def kept_lengths(
+    prompt_len: np.ndarray | int, response_len: np.ndarray | int, is_correct: np.ndarray | bool, max_length: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Prompt and learned (label) token counts of rows after the collator's truncation rules.
+
+    A row of at most `max_length` tokens is kept whole. A longer one is dropped (0, 0) when it is
+    a correct solution (cut, it is no longer correct) or when its prompt fills the window (nothing
+    left to learn); otherwise (an incorrect solution) it keeps its prompt and the first
+    `max_length - prompt_len` response tokens. Works on scalars and arrays alike.
+    """
+    p = np.asarray(prompt_len, dtype=np.int64)
+    r = np.asarray(response_len, dtype=np.int64)
+    over = p + r > max_length
+    dropped = over & (np.asarray(is_correct, dtype=bool) | (p >= max_length))
+    r = np.where(over, max_length - p, r)
+    return np.where(dropped, 0, p), np.where(dropped, 0, r)
 
 
 @dataclass
 class MTPCollator:
     """Turn dataset items into a padded batch.
+
+    Items read through `IndexedJsonlDataset` carry the index's `prompt_len` / `response_len`; each
+    is checked against what this collator actually produces (after truncation, `kept_lengths`),
+    so token counts computed from the index before a step are the ones the loss sees. A mismatch
+    means the index was built with another tokenizer or template.
 
     Args:
         tokenizer: the model's tokenizer.
@@ -63,41 +83,54 @@ class MTPCollator:
     boundary_merges: int = field(default=0, init=False)
     dropped_truncated: int = field(default=0, init=False)
 
-    def encode(self, item: dict[str, Any]) -> tuple[list[int], list[int]] | None:
+    def encode(self, item: dict[str, Any]) -> tuple[list[int], list[int], bool] | None:
+        """(ids, labels, truncated) of one item, or None when truncation drops it."""
         ids, n_prompt, merged = tokenize_example(self.tokenizer, item["instruction"], item["input"], item["output"])
         self.boundary_merges += merged
-        if len(ids) > self.max_length:
-            if not self.truncate:
-                raise ValueError(
-                    f"line {item.get('line')} ({item.get('task_id')}): {len(ids)} tokens > max_length "
-                    f"{self.max_length}; filter the dataset or set truncate=True"
+        where = f"{item['path']}:{item['line'] + 1}" if "path" in item else f"line {item.get('line')}"
+        if len(ids) > self.max_length and not self.truncate:
+            raise BadInput(
+                f"{where} ({item.get('task_id')}): {len(ids)} tokens > max_length {self.max_length}; "
+                "filter the dataset or set truncate=True"
+            )
+        p, r = (int(x) for x in kept_lengths(n_prompt, len(ids) - n_prompt, item["is_correct"], self.max_length))
+        if "response_len" in item:
+            want = tuple(
+                int(x)
+                for x in kept_lengths(item["prompt_len"], item["response_len"], item["is_correct"], self.max_length)
+            )
+            if (p, r) != want:
+                raise BadInput(
+                    f"{where}: {r} learned tokens after {p} prompt tokens, the index says {want[1]} after {want[0]} "
+                    "(index built with another tokenizer or template? rebuild with scripts/extract_metadata.py)"
                 )
-            if item["is_correct"] or n_prompt >= self.max_length:  # no longer correct / nothing to learn
-                self.dropped_truncated += 1
-                return None
-            ids = ids[: self.max_length]
-        labels = [IGNORE_INDEX] * n_prompt + ids[n_prompt:]
-        return ids, labels
+        if r == 0:  # a long correct solution, or a prompt that fills the window
+            self.dropped_truncated += 1
+            return None
+        truncated = len(ids) > p + r
+        ids = ids[: p + r]
+        return ids, [IGNORE_INDEX] * p + ids[p:], truncated
 
-    def __call__(self, items: Sequence[dict[str, Any] | None]) -> dict[str, torch.Tensor]:
+    def __call__(self, items: Sequence[dict[str, Any]]) -> dict[str, torch.Tensor]:
         rows, kept = [], []
         for item in items:
-            if item is None:  # a bad line skipped by the dataset
-                continue
             enc = self.encode(item)
             if enc is not None:
                 rows.append(enc)
                 kept.append(item)
         if not rows:
-            raise ValueError("every item of this batch was dropped (bad lines or truncated correct solutions)")
-        L = max(len(ids) for ids, _ in rows)
+            raise BadInput(
+                f"every item of this batch was dropped by truncation (lines {[it.get('line') for it in items]}); "
+                "raise max_length or filter the dataset"
+            )
+        L = max(len(ids) for ids, _, _ in rows)
         if self.pad_to_multiple_of:
             L = -(-L // self.pad_to_multiple_of) * self.pad_to_multiple_of
         B = len(rows)
         input_ids = torch.full((B, L), self.tokenizer.pad_id, dtype=torch.long)
         labels = torch.full((B, L), IGNORE_INDEX, dtype=torch.long)
         attention_mask = torch.zeros((B, L), dtype=torch.long)
-        for i, (ids, lab) in enumerate(rows):
+        for i, (ids, lab, _) in enumerate(rows):
             input_ids[i, : len(ids)] = torch.tensor(ids)
             labels[i, : len(lab)] = torch.tensor(lab)
             attention_mask[i, : len(ids)] = 1
@@ -108,5 +141,6 @@ class MTPCollator:
             "is_correct": torch.tensor([float(it["is_correct"]) for it in kept]),
             "difficulty": torch.tensor([int(it["metadata"]["difficulty"]) for it in kept]),
             "index": torch.tensor([int(it.get("line", -1)) for it in kept]),
+            "truncated": torch.tensor([cut for _, _, cut in rows], dtype=torch.bool),  # last label is not EOS
             "n_items": torch.tensor(len(items)),  # sampled items, dropped ones included (for resume)
         }

@@ -42,10 +42,22 @@ def io_tests(row: dict[str, Any]) -> list[tuple[str, str]]:
 
 
 def write_raw_splits(dst: str | Path) -> dict[str, Path]:
-    """Copy `{train,valid,test}.jsonl` (the raw schema) under `dst`; returns the paths."""
+    """Copy `{train,valid,test}.jsonl` (the raw schema) under `dst`; returns the paths.
+
+    Each file is copied under a temporary name and renamed when complete.
+    """
     dst = Path(dst)
     dst.mkdir(parents=True, exist_ok=True)
-    return {split: Path(shutil.copyfile(FOLDER / f"{split}.jsonl", dst / f"{split}.jsonl")) for split in SPLITS}
+    paths = {}
+    for split in SPLITS:
+        path, tmp = dst / f"{split}.jsonl", dst / f"{split}.jsonl.tmp"
+        try:
+            shutil.copyfile(FOLDER / f"{split}.jsonl", tmp)
+            tmp.replace(path)
+        finally:
+            tmp.unlink(missing_ok=True)
+        paths[split] = path
+    return paths
 
 
 def corpus_text() -> str:

@@ -1,20 +1,27 @@
 """Which lines to train on, in which order, on which rank (DESIGN §5).
 
 Selection functions are pure numpy over the index arrays and return an ordered array of line
-numbers; they never touch the JSONL. Three strategies:
+numbers; they never touch the JSONL. Four strategies:
 
   - `select_correct`   baseline / Rho-1: correct solutions only.
   - `select_balanced`  critic stage 1: a `correct_ratio` mix of correct and incorrect.
   - `select_curriculum` critic stage 2: phases over training progress, each with its own mix of
-    difficulty bins; the order of the result *is* the curriculum (position / n_samples = progress).
+    difficulty bins; the order of the result *is* the curriculum (position / n_samples = progress,
+    and `n_samples` is what the run consumes, so phases follow training steps).
+  - `select_all`       every line, shuffled.
 
 Draws are without replacement while a pool has lines; when a pool runs out it is recycled (a new
 pass in a fresh random order) and a warning gives the counts. An empty pool with non-zero weight
 is reported and its share given to the other bins of the phase.
 
+A line found bad at set-up is replaced by `replace_lines` with an unused line of the same pool
+(`line_pools`), so the plan (size, ratio, phase mix) is what was asked for.
+
 `SelectionSampler` gives rank r the lines `selection[r::world_size]` (cut to equal length so that
 no rank waits for another at the end) and saves how many it has consumed, so a resumed run sees
-exactly the remaining lines in the same order.
+exactly the remaining lines in the same order. Rank r's i-th line is `selection[r + i·W]`: with
+`batch_size` B and `accumulate` A, optimizer step s covers the global positions [s·E, (s+1)·E),
+E = B·A·W, and `step_micro_ids` says which micro-batch each of them lands in.
 """
 
 from __future__ import annotations
@@ -31,6 +38,7 @@ import numpy as np
 from torch.utils.data import DistributedSampler
 
 from wmtp_lightning.data.schema import DEFAULT_BINS, check_bins
+from wmtp_lightning.errors import BadInput
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +66,7 @@ def difficulty_values(index: np.ndarray, field_name: str = "difficulty") -> np.n
         return index["difficulty"].astype(np.int16)
     if field_name == "cf_rating":
         return index["rating"].astype(np.int16) * 100
-    raise ValueError(f"difficulty_field must be 'difficulty' or 'cf_rating', got {field_name!r}")
+    raise BadInput(f"difficulty_field must be 'difficulty' or 'cf_rating', got {field_name!r}")
 
 
 def largest_remainder(total: int, weights: Sequence[float]) -> list[int]:
@@ -78,7 +86,7 @@ def draw(pool: np.ndarray, k: int, rng: np.random.Generator, label: str) -> np.n
     if k <= 0:
         return pool[:0]
     if len(pool) == 0:
-        raise ValueError(f"cannot draw {k} samples from {label}: it has no lines")
+        raise BadInput(f"cannot draw {k} samples from {label}: it has no lines")
     if k > len(pool):
         log.warning(
             "%s: %d lines requested but only %d available; recycling them (%d passes)",
@@ -123,7 +131,7 @@ def select_balanced(
 ) -> np.ndarray:
     """Stage 1: `correct_ratio` correct, the rest incorrect, shuffled together."""
     if not 0.0 <= correct_ratio <= 1.0:
-        raise ValueError(f"correct_ratio must be in [0, 1], got {correct_ratio}")
+        raise BadInput(f"correct_ratio must be in [0, 1], got {correct_ratio}")
     rng = np.random.default_rng(seed)
     values = difficulty_values(index, difficulty_field)
     n_correct, n_incorrect = largest_remainder(n_samples, [correct_ratio, 1 - correct_ratio])
@@ -134,27 +142,30 @@ def select_balanced(
     return rng.permutation(np.concatenate(parts))
 
 
+def select_all(index: np.ndarray, n_samples: int, seed: int) -> np.ndarray:
+    """Every line (correct or not, any difficulty) in a seeded random order, recycled past the end."""
+    return draw(np.arange(len(index), dtype=np.int64), n_samples, np.random.default_rng(seed), "all lines")
+
+
 def check_schedule(schedule: Sequence[Phase], bins: dict[str, tuple[int, int]]) -> None:
     if not schedule:
-        raise ValueError("difficulty_schedule is empty")
+        raise BadInput("difficulty_schedule is empty")
     if abs(schedule[0].start) > 1e-9 or abs(schedule[-1].end - 1.0) > 1e-9:
-        raise ValueError("difficulty_schedule must cover progress [0, 1]")
+        raise BadInput("difficulty_schedule must cover progress [0, 1]")
     for a, b in pairwise(schedule):
         if abs(a.end - b.start) > 1e-9:
-            raise ValueError(f"difficulty_schedule phases must be contiguous: {a.end} != {b.start}")
+            raise BadInput(f"difficulty_schedule phases must be contiguous: {a.end} != {b.start}")
     for p in schedule:
         if p.end <= p.start:
-            raise ValueError(f"difficulty_schedule phase [{p.start}, {p.end}) is empty")
+            raise BadInput(f"difficulty_schedule phase [{p.start}, {p.end}) is empty")
         unknown = set(p.weights) - set(bins)
         if unknown:
-            raise ValueError(
+            raise BadInput(
                 f"difficulty_schedule phase [{p.start}, {p.end}): unknown bin(s) {sorted(unknown)}; "
                 f"bins are {sorted(bins)}"
             )
         if any(w < 0 for w in p.weights.values()) or sum(p.weights.values()) <= 0:
-            raise ValueError(
-                f"difficulty_schedule phase [{p.start}, {p.end}): weights must be >= 0 with a positive sum"
-            )
+            raise BadInput(f"difficulty_schedule phase [{p.start}, {p.end}): weights must be >= 0 with a positive sum")
 
 
 def select_curriculum(
@@ -197,7 +208,7 @@ def select_curriculum(
             )
             weights = {b: w for b, w in weights.items() if b not in empty}
             if not weights:
-                raise ValueError(f"curriculum phase [{p.start}, {p.end}): every bin with weight is empty")
+                raise BadInput(f"curriculum phase [{p.start}, {p.end}): every bin with weight is empty")
         names = list(weights)
         phase = []
         for name, k in zip(names, largest_remainder(hi - lo, [weights[b] for b in names])):
@@ -222,6 +233,80 @@ def select_curriculum(
     return np.concatenate(out).astype(np.int64)
 
 
+def line_pools(
+    index: np.ndarray,
+    sampling: str,
+    difficulty_range: tuple[int, int] | None = None,
+    difficulty_field: str = "difficulty",
+    bins: dict[str, tuple[int, int]] | None = None,
+    split_correct: bool = True,
+) -> np.ndarray:
+    """The pool each line is drawn from under `sampling` (int per line; -1: never drawn).
+
+    Pools are what a selection keeps in proportion: correct vs incorrect ("balanced", and
+    "curriculum" unless it keeps the natural mix, `split_correct=False`), difficulty bins
+    ("curriculum"). Replacing a line by another of its pool leaves the plan unchanged.
+    """
+    values = difficulty_values(index, difficulty_field)
+    correct = index["is_correct"].astype(np.int64)
+    pools = np.full(len(index), -1, dtype=np.int64)
+    if sampling in ("correct", "balanced"):
+        keep = np.ones(len(index), dtype=bool)
+        if difficulty_range is not None:
+            keep = (values >= difficulty_range[0]) & (values <= difficulty_range[1])
+        if sampling == "correct":
+            keep &= correct == 1
+        pools[keep] = correct[keep]
+    elif sampling == "curriculum":
+        for b, (lo, hi) in enumerate(check_bins(bins or DEFAULT_BINS).values()):
+            inside = (values >= lo) & (values <= hi)
+            pools[inside] = 2 * b + correct[inside] if split_correct else b
+    elif sampling == "all":
+        pools[:] = 0
+    else:
+        raise BadInput(f"unknown sampling {sampling!r}")
+    return pools
+
+
+def replace_lines(selection: np.ndarray, bad: np.ndarray, pools: np.ndarray, seed: int) -> np.ndarray:
+    """`selection` with every occurrence of a `bad` line replaced by a good line of the same pool.
+
+    Replacements come, in a seeded random order, from the pool's lines that are neither bad nor
+    already selected; a pool with none left (smaller than its share, so already recycled) gives
+    any of its good lines again. Positions keep their place, so the size, the ratios and the phase
+    mix of the plan are unchanged. The caller checks the new lines (they may be bad too) and
+    repeats until none is.
+    """
+    out = np.array(selection, dtype=np.int64)
+    is_bad = np.zeros(len(pools), dtype=bool)
+    is_bad[np.asarray(bad, dtype=np.int64)] = True
+    positions = np.flatnonzero(is_bad[out])
+    used = np.zeros(len(pools), dtype=bool)
+    used[out] = True
+    rng = np.random.default_rng([seed, len(positions)])
+    for pool in np.unique(pools[out[positions]]).tolist():
+        where = positions[pools[out[positions]] == pool]
+        good = (pools == pool) & ~is_bad
+        fresh = rng.permutation(np.flatnonzero(good & ~used))
+        if len(fresh) < len(where):
+            spare = np.flatnonzero(good)
+            if len(spare) == 0:
+                raise BadInput(f"every line of pool {pool} is bad: nothing left to replace {len(where)} line(s)")
+            fresh = np.concatenate([fresh, draw(spare, len(where) - len(fresh), rng, f"pool {pool}")])
+        out[where] = fresh[: len(where)]
+    return out
+
+
+def step_micro_ids(n: int, world_size: int, accumulate: int, batch_size: int) -> np.ndarray:
+    """Micro-batch id (`rank × accumulate + micro index`) of the first n global positions of a step.
+
+    Position j of a step goes to rank j mod W as that rank's (j // W)-th line of the step, which
+    falls in its micro-batch (j // W) // B.
+    """
+    j = np.arange(n, dtype=np.int64)
+    return (j % world_size) * accumulate + (j // world_size) // batch_size
+
+
 def fingerprint(selection: np.ndarray) -> str:
     return hashlib.sha256(np.ascontiguousarray(selection, dtype=np.int64).tobytes()).hexdigest()[:16]
 
@@ -242,7 +327,7 @@ class SelectionSampler(DistributedSampler):
 
     def __init__(self, selection: np.ndarray, rank: int = 0, world_size: int = 1):
         if not 0 <= rank < world_size:
-            raise ValueError(f"rank {rank} out of range for world_size {world_size}")
+            raise BadInput(f"rank {rank} out of range for world_size {world_size}")
         per_rank = len(selection) // world_size  # equal share: no rank waits at the end
         self.lines = np.asarray(selection[rank::world_size][:per_rank], dtype=np.int64)
         self.fingerprint = fingerprint(selection)
@@ -276,7 +361,7 @@ class SelectionSampler(DistributedSampler):
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         if state["fingerprint"] != self.fingerprint or state["world_size"] != self.world_size:
-            raise ValueError(
+            raise BadInput(
                 "the data selection differs from the checkpoint's (fingerprint "
                 f"{state['fingerprint']} / world_size {state['world_size']} vs {self.fingerprint} / "
                 f"{self.world_size}): seed, n_samples, sampling options, dataset or device count changed"

@@ -1,97 +1,82 @@
 """Dataset validation: schema of every line, manifest sha256, index <-> JSONL, token limits.
 
-Every problem is reported as `file:line: field: what was expected`; nothing is modified.
+Every problem is one line, `file:line: field: what was expected` (or `path: what is wrong` for a
+whole file); nothing is modified and nothing the validator reads can crash it (a corrupt `.npy`,
+a manifest of the wrong shape, a truncated or binary file are reported like any other problem).
+A line gets at most one problem, its first, and an index that falls out of step with its file is
+reported once, where it happens, not on every line after it.
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 
-from wmtp_lightning.data.index import INDEX_DTYPE, index_path
-from wmtp_lightning.data.schema import record_problems
-from wmtp_lightning.io import read_json, sha256_file
+from wmtp_lightning.data.index import index_path, read_index, rebuild_command
+from wmtp_lightning.data.manifest import manifest_problems
+from wmtp_lightning.data.schema import line_problem
+from wmtp_lightning.errors import UserError
 
 
-def validate_manifest(processed: Path) -> list[str]:
-    manifest = processed / "manifest.json"
-    if not manifest.is_file():
-        return [f"{manifest}:0: manifest: missing (written by setup_datasets / extract_metadata)"]
+def _index_or_problem(jsonl: Path) -> tuple[np.ndarray | None, str | None]:
     try:
-        files = read_json(manifest)["files"]
-    except (ValueError, KeyError) as err:
-        return [f"{manifest}:0: files: a JSON object with 'files' ({err})"]
-    problems = []
-    for name, entry in sorted(files.items()):
-        path = processed / name
-        if not path.is_file():
-            problems.append(f"{path}:0: file: present (listed in manifest.json)")
-        elif path.stat().st_size != entry.get("size"):
-            problems.append(f"{path}:0: size: {entry.get('size')} bytes per manifest.json, found {path.stat().st_size}")
-        elif sha256_file(path) != entry.get("sha256"):
-            problems.append(f"{path}:0: sha256: {entry.get('sha256')} per manifest.json")
-    return problems
+        return read_index(index_path(jsonl), jsonl), None
+    except UserError as err:
+        return None, str(err)
+
+
+def _index_problem(where: str, row: np.void, rec: dict, max_tokens: int | None) -> str | None:
+    meta = rec["metadata"]
+    if bool(row["is_correct"]) != rec["is_correct"]:
+        return f"{where}: index.is_correct: {rec['is_correct']} in the line, the index has {bool(row['is_correct'])}"
+    if int(row["difficulty"]) != meta["difficulty"]:
+        return f"{where}: index.difficulty: {meta['difficulty']} in the line, the index has {int(row['difficulty'])}"
+    if int(row["rating"]) != meta["cf_rating"] // 100:
+        return f"{where}: index.rating: {meta['cf_rating'] // 100} (cf_rating/100), the index has {int(row['rating'])}"
+    n = int(row["prompt_len"]) + int(row["response_len"])
+    if max_tokens is not None and n > max_tokens:
+        return f"{where}: tokens: expected at most {max_tokens} (BOS + prompt + solution + EOS), got {n}"
+    return None
 
 
 def validate_split(
-    jsonl: Path, max_tokens: int | None = 2048, max_problems: int = 1000, progress: Callable[[int], None] | None = None
+    jsonl: Path, max_tokens: int | None = 2048, max_problems: int = 100, progress: Callable[[int], None] | None = None
 ) -> list[str]:
     """Check one split line by line against the schema and its index."""
-    problems: list[str] = []
     if not jsonl.is_file():
-        return [f"{jsonl}:0: file: present"]
-    ipath = index_path(jsonl)
-    index = None
-    if not ipath.is_file():
-        problems.append(f"{ipath}:0: index: present (run scripts/extract_metadata.py)")
-    else:
-        index = np.load(ipath, mmap_mode="r")
-        if index.dtype != INDEX_DTYPE:
-            problems.append(f"{ipath}:0: dtype: {INDEX_DTYPE}, got {index.dtype}")
-            index = None
-    offset = 0
-    n = 0
+        return [f"{jsonl}: missing"]
+    index, problem = _index_or_problem(jsonl)
+    problems = [problem] if problem else []
+    in_step = index is not None  # the index's offsets still match the file
+    offset = n = 0
     with open(jsonl, "rb") as f:
         for n, raw in enumerate(f, 1):
             if len(problems) >= max_problems:
                 problems.append(f"{jsonl}:{n}: ...: stopped after {max_problems} problems")
                 break
-            line = raw.rstrip(b"\n")
             where = f"{jsonl}:{n}"
-            try:
-                rec = json.loads(line)
-            except (json.JSONDecodeError, UnicodeDecodeError) as err:
-                problems.append(f"{where}: <line>: valid JSON ({err})")
-                rec = None
-            if rec is not None:
-                problems += [f"{where}: {field}: {what}" for field, what in record_problems(rec)]
-            if index is not None and n <= len(index):
-                row = index[n - 1]
-                if int(row["offset"]) != offset or int(row["length"]) != len(line):
-                    problems.append(
-                        f"{where}: index.offset/length: ({offset}, {len(line)}), index has "
-                        f"({int(row['offset'])}, {int(row['length'])})"
-                    )
-                elif isinstance(rec, dict) and isinstance(rec.get("metadata"), dict):
-                    if bool(row["is_correct"]) != rec.get("is_correct"):
-                        problems.append(
-                            f"{where}: index.is_correct: {rec.get('is_correct')}, index has {bool(row['is_correct'])}"
-                        )
-                    if int(row["difficulty"]) != rec["metadata"].get("difficulty"):
-                        problems.append(
-                            f"{where}: index.difficulty: {rec['metadata'].get('difficulty')}, index "
-                            f"has {int(row['difficulty'])}"
-                        )
-                if max_tokens is not None and int(row["token_len"]) > max_tokens:
-                    problems.append(f"{where}: token_len: <= {max_tokens}, got {int(row['token_len'])}")
+            rec, problem = line_problem(raw)
+            problem = problem and f"{where}: {problem}"
+            if problem is None and not raw.endswith(b"\n"):
+                problem = f"{where}: <line>: expected a newline at its end (a truncated file?)"
+            if in_step and (n > len(index) or int(index["offset"][n - 1]) != offset):
+                in_step = False
+                said = "no record" if n > len(index) else f"offset {int(index['offset'][n - 1])}"
+                problem = problem or (
+                    f"{where}: index.offset: the line starts at byte {offset}, the index has {said}; the index is "
+                    f"out of step with the file from here on: rebuild it with `{rebuild_command(jsonl)}`"
+                )
+            if problem is None and in_step and rec is not None:
+                problem = _index_problem(where, index[n - 1], rec, max_tokens)
+            if problem:
+                problems.append(problem)
             offset += len(raw)
             if progress:
                 progress(1)
-    if index is not None and n != len(index):
-        problems.append(f"{ipath}:0: rows: {n} (one per line of {jsonl.name}), got {len(index)}")
+    if index is not None and n != len(index) and len(problems) < max_problems:
+        problems.append(f"{index_path(jsonl)}: {len(index)} records for the {n} lines of {jsonl.name}")
     return problems
 
 
@@ -101,7 +86,8 @@ def validate_dataset(
     max_tokens: int | None = 2048,
     check_manifest: bool = True,
 ) -> list[str]:
-    problems = validate_manifest(processed) if check_manifest else []
+    """The manifest (full sha256), then every split; problems in that order."""
+    problems = manifest_problems(processed, full=True) if check_manifest else []
     for split in splits:
         problems += validate_split(processed / f"{split}.jsonl", max_tokens)
     return problems
