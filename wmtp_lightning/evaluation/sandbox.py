@@ -54,7 +54,7 @@ from wmtp_lightning.evaluation.executor import confine, frames
 
 EXECUTOR = Path(__file__).with_name("executor")
 SANDBOX_UID = 65534  # `nobody`: the host uid samples run as when the scorer is root
-TASK_OVERHEAD = 8  # the worker's own tasks in its user namespace, counted by RLIMIT_NPROC
+TASK_OVERHEAD = 4  # the worker's own tasks (its init, template, spare and running supervisor), counted by RLIMIT_NPROC
 START_TIMEOUT_S = 60.0
 ANSWER_GRACE_S = 15.0  # past a sample's deadline, the host gives up on its worker
 _T = TypeVar("_T")
@@ -206,7 +206,7 @@ def _python_dirs() -> list[str]:
     return [d for d in dirs if not any(d.startswith(other + "/") for other in dirs)]
 
 
-def _binds() -> list[tuple[str, str]]:
+def read_only_binds() -> list[tuple[str, str]]:
     """(host source, sandbox destination) pairs, all read-only."""
     pairs = [("/usr", "/usr")]
     pairs += [(d, d) for d in _python_dirs()]
@@ -258,6 +258,32 @@ def _refusal(problem: str) -> SandboxUnavailable:
     )
 
 
+_SPAWN_REQUESTS: queue.SimpleQueue = queue.SimpleQueue()
+
+
+def _spawner() -> None:
+    while True:
+        kwargs, answer = _SPAWN_REQUESTS.get()
+        try:
+            answer.put(subprocess.Popen(**kwargs))
+        except Exception as err:
+            answer.put(err)
+
+
+def _spawn(argv: list[str], **kwargs: Any) -> subprocess.Popen:
+    """Popen from one long-lived thread: bubblewrap's --die-with-parent fires when the *thread*
+    that started it ends, and callers may be short-lived pool threads."""
+    answer: queue.SimpleQueue = queue.SimpleQueue()
+    _SPAWN_REQUESTS.put(({"args": argv, **kwargs}, answer))
+    proc = answer.get()
+    if isinstance(proc, Exception):
+        raise proc
+    return proc
+
+
+threading.Thread(target=_spawner, name="wmtp-sandbox-spawner", daemon=True).start()
+
+
 class _Worker:
     """One worker process; `run` sends a sample and waits for its result frame."""
 
@@ -270,16 +296,16 @@ class _Worker:
             env = {**_ENV, "HOME": tempfile.gettempdir(), "TMPDIR": tempfile.gettempdir()}
             cwd = tempfile.gettempdir()
         elif os.geteuid() == 0:
-            binds = _binds()
+            binds = read_only_binds()
             staged = [(f"{_STAGE}/{i}", dst) for i, (_, dst) in enumerate(binds)]
             bwrap = [*_bwrap_argv(shutil.which("bwrap") or "bwrap", staged, SANDBOX_UID), "--", *python]
             cfg = {"sources": [s for s, _ in binds], "stage": _STAGE, "uid": SANDBOX_UID, "gid": SANDBOX_UID}
             argv = [sys.executable, "-I", "-S", "-B", "-c", _LAUNCHER, json.dumps({**cfg, "argv": bwrap})]
             env, cwd = dict(_ENV), "/"
         else:
-            argv = [*_bwrap_argv(shutil.which("bwrap") or "bwrap", _binds(), os.getuid()), "--", *python]
+            argv = [*_bwrap_argv(shutil.which("bwrap") or "bwrap", read_only_binds(), os.getuid()), "--", *python]
             env, cwd = dict(_ENV), "/"
-        self.proc = subprocess.Popen(
+        self.proc = _spawn(
             argv,
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,

@@ -31,6 +31,7 @@ import os
 import select
 import shutil
 import signal
+import site
 import sys
 import tempfile
 import time
@@ -53,6 +54,9 @@ def main(argv: list[str]) -> None:
     """argv: [-c, "isolated" | "unisolated", site-packages folders...]."""
     isolated = argv[1] == "isolated"
     sys.path.extend(argv[2:])
+    site.setquit()  # the builtins `site` would add (the worker starts without it): exit, quit, help, ...
+    site.setcopyright()
+    site.sethelper()
     for name in WARM_MODULES:  # every sample is forked with these already imported
         __import__(name)
     if isolated:
