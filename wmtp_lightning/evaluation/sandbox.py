@@ -368,44 +368,53 @@ class _Worker:
 
 
 class _Pool:
-    """Idle workers; one is started per concurrent caller. The isolation mode is chosen once."""
+    """Idle workers; one is started per concurrent caller (in parallel).
+
+    Isolation is assumed possible when the cheap checks pass; the first worker that starts
+    confirms it. If no isolated worker has ever started in this process and one fails to, the
+    machine cannot isolate: refuse, or switch to unisolated workers if the caller allows it.
+    """
 
     def __init__(self) -> None:
         self.idle: queue.SimpleQueue[_Worker] = queue.SimpleQueue()
         self.all: list[_Worker] = []
         self.lock = threading.Lock()
-        self.isolated: bool | None = None
+        self.problem: str | None = None  # why isolation is impossible here
+        self.checked = self.confirmed = False
 
-    def mode(self, allow_unisolated: bool) -> bool:
-        """True for isolated workers; raises SandboxUnavailable when refusing."""
+    def acquire(self, allow_unisolated: bool) -> _Worker:
         with self.lock:
-            if self.isolated is None:
-                problem = _isolation_problem()
-                if problem is None:
-                    try:
-                        self.all.append(_Worker(True))
-                        self.idle.put(self.all[-1])
-                    except RuntimeError as err:
-                        problem = f"bubblewrap could not start a sandbox ({err})"
-                if problem is not None:
-                    if not allow_unisolated:
-                        raise _refusal(problem)
-                    print(f"warning: running generated programs WITHOUT isolation ({problem})", file=sys.stderr)
-                self.isolated = problem is None
-            if not self.isolated and not allow_unisolated:
-                raise _refusal("an earlier caller chose to run without isolation")
-            return self.isolated
-
-    def acquire(self, isolated: bool) -> _Worker:
+            if not self.checked:
+                self.problem, self.checked = _isolation_problem(), True
+            problem = self.problem
+        if problem is not None and not allow_unisolated:
+            raise _refusal(problem)
         while True:
             try:
                 worker = self.idle.get_nowait()
             except queue.Empty:
-                worker = _Worker(isolated)
-                with self.lock:
-                    self.all.append(worker)
-            if worker.alive():
+                worker = self._start(problem is None, allow_unisolated)
+            if worker.isolated == (self.problem is None) and worker.alive():
                 return worker
+
+    def _start(self, isolated: bool, allow_unisolated: bool) -> _Worker:
+        try:
+            worker = _Worker(isolated)
+        except RuntimeError as err:
+            if not isolated or self.confirmed:
+                raise  # a worker failed where others started: only this sample is affected
+            with self.lock:
+                self.problem = self.problem or f"bubblewrap could not start a sandbox ({err})"
+            if not allow_unisolated:
+                raise _refusal(self.problem) from None
+            return self._start(False, allow_unisolated)
+        with self.lock:
+            self.all.append(worker)
+            if isolated:
+                self.confirmed = True
+            elif not self.confirmed and not any(not w.isolated for w in self.all[:-1]):
+                print(f"warning: running generated programs WITHOUT isolation ({self.problem})", file=sys.stderr)
+        return worker
 
     def release(self, worker: _Worker) -> None:
         if worker.alive():
@@ -417,7 +426,7 @@ class _Pool:
                 worker.close()
             self.all.clear()
             self.idle = queue.SimpleQueue()
-            self.isolated = None
+            self.problem, self.checked, self.confirmed = None, False, False
 
 
 _POOL = _Pool()
@@ -435,9 +444,10 @@ def workers_pids() -> list[int]:
 
 
 def _run(mode: str, program: str, stdin: str, tests: str | None, limits: SandboxLimits) -> ExecResult:
-    isolated = _POOL.mode(limits.allow_unisolated)
     try:
-        worker = _POOL.acquire(isolated)
+        worker = _POOL.acquire(limits.allow_unisolated)
+    except SandboxUnavailable:
+        raise
     except RuntimeError as err:
         return _sandbox_error(f"could not start a worker ({err})")
     try:
