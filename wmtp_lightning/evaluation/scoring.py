@@ -41,7 +41,9 @@ def read_samples(path: str | Path, problems: dict[str, Problem]) -> list[dict[st
         try:
             line = raw.decode("utf-8")
         except UnicodeDecodeError as err:
-            raise ValueError(f"{where}: not valid UTF-8 (byte 0x{raw[err.start]:02x} at column {err.start + 1})") from None
+            raise ValueError(
+                f"{where}: not valid UTF-8 (byte 0x{raw[err.start]:02x} at column {err.start + 1})"
+            ) from None
         if not line.strip():
             continue
         try:

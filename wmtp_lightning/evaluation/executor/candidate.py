@@ -7,8 +7,7 @@ forked), and all it can send the judge is data (codec.py). Whatever it does, the
 a wrong answer or no answer, which fails.
 
 Protocol on fds 3 (requests in) and 4 (replies out), one frame each (frames.py):
-  first, unasked:  ["ready", [global names]]  or  ["error", type name, message]
-  ["bind", [names]]                 -> ["ret", [value or handle per name]]
+  first, unasked:  ["ready", [[global name, value or handle], ...]]  or  ["error", type name, message]
   ["call", handle, args, kwargs]    -> ["ret", result, {arg index: new value}]  (mutated args)
   ["getattr", handle, name]         -> ["ret", value]
   ["setattr", handle, name, value]  -> ["ret", null]
@@ -92,6 +91,14 @@ class _Handles:
         return self.objects[node[1]]
 
 
+def _value(value: Any, handles: _Handles) -> Any:
+    """Plain data where the value has a plain form; a handle for anything else."""
+    try:
+        return codec.encode(value, handles.ref)
+    except codec.Unserializable:  # e.g. a list that contains itself
+        return handles.ref(value)
+
+
 def _send(message: Any) -> None:
     frames.send(REPLIES, codec.dumps(message))
 
@@ -104,23 +111,21 @@ def serve(program: str) -> NoReturn:
     except BaseException as e:
         _send(["error", type(e).__name__, _message(e)])
         _flush_and_exit(0)
-    _send(["ready", [n for n in namespace if not (n.startswith("__") and n.endswith("__"))]])
     handles = _Handles()
+    _send(["ready", [[n, _value(v, handles)] for n, v in namespace.items() if not (n[:2] == n[-2:] == "__")]])
     while True:
         data = frames.recv(REQUESTS, MAX_MESSAGE)
         if data is None:
             _flush_and_exit(0)
         try:
-            _send(_answer(codec.loads(data), namespace, handles))
+            _send(_answer(codec.loads(data), handles))
         except BaseException as e:
             _send(["exc", type(e).__name__, _message(e)])
 
 
-def _answer(request: list, namespace: dict[str, Any], handles: _Handles) -> list:
+def _answer(request: list, handles: _Handles) -> list:
     op = request[0]
     enc = lambda v, iterators=False: codec.encode(v, handles.ref, iterators)  # noqa: E731
-    if op == "bind":
-        return ["ret", [enc(namespace[name]) for name in request[1]]]
     target = handles.get(request[1])
     if op == "call":
         args = codec.decode(request[2], handles.get)

@@ -17,6 +17,10 @@ calls, attribute reads and writes are forwarded. Results come back as plain data
     mutation still see it.
   - `os._exit`, a crash or a kill of the program is `CandidateGone` at the next call: a failure.
 
+As in the benchmarks' own harness (program and tests in one namespace), a name the program
+defines shadows a builtin of the same name in the tests (MBPP task 126's solution is `sum`): a
+program that redefines a helper the tests call (`abs`, `math`) is judged with its own version.
+
 The verdict is this process's own: the candidate can neither reach nor signal it (other PID
 namespace, non-dumpable, no capabilities) nor write to the channel it reports on.
 """
@@ -219,13 +223,13 @@ def run(tests: str, channel: Channel) -> tuple[str, str]:
             return "failed", f"failed: {describe(_remote_exception(str(first[1]), str(first[2])))}"
         if first[0] != "ready" or len(first) != 2 or type(first[1]) is not list:
             raise codec.ProtocolError("malformed first message")
-        wanted = [n for n in first[1] if type(n) is str and n in _global_names(code)]
+        names = _global_names(code)
         namespace: dict[str, Any] = {"__builtins__": builtins}
-        if wanted:
-            values = channel.request(["bind", wanted])[1]
-            if type(values) is not list or len(values) != len(wanted):
-                raise codec.ProtocolError("malformed bind reply")
-            namespace.update({n: channel.value(v) for n, v in zip(wanted, values)})
+        for pair in first[1]:
+            if type(pair) is not list or len(pair) != 2 or type(pair[0]) is not str:
+                raise codec.ProtocolError("malformed global")
+            if pair[0] in names:
+                namespace[pair[0]] = channel.value(pair[1])
         exec(code, namespace)
     except CandidateGone as err:
         return "gone", str(err)

@@ -1,20 +1,21 @@
-"""The worker: a pristine template process that forks one supervisor per sample.
+"""The worker: a pristine template process that keeps one supervisor (and its candidate) ready.
 
     host --frames--> template T --fork--> supervisor S --unshare(PID), fork--> candidate C (PID 1)
                                           (judge, watcher)
 
-Per sample the host sends three frames: a header (mode and limits only), the program (and its
-stdin), and, in tests mode, the test code. T never reads a frame: it keeps one supervisor forked
-ahead, blocked on the next request, so every sample starts from T's clean memory, which never
-held a program, a test or an output. S reads the header and the program, forks C as PID 1 of a
-new PID namespace (C makes its private mounts, drops every privilege and runs the program), and
-only *then* reads the tests: C's memory, a copy of S's at fork time, never contained them. S
-then drops its own privileges and judges (judge.py), draining C's output, feeding its stdin and
-enforcing the deadline and the output limit in one select loop, and writes one result frame as
-soon as the verdict is final (cleanup comes after). When C exits or is killed, the kernel kills
-everything else in its namespace: nothing the program started outlives it. If S dies or hangs,
-T exits and the host replaces the worker (the frames are no longer in step); only that sample
-is marked.
+T never reads a frame: its memory never holds a program, a test or an output, and every
+process of a sample starts as a copy of it. T keeps one supervisor forked ahead; that spare S
+forks its candidate C at once, as PID 1 of a new PID namespace, before anything of a sample
+exists. Per sample the host sends three frames: a header (mode and limits only), the program
+(and its stdin), and, in tests mode, the test code. The spare S reads the header and the
+program and passes C only the program (C then makes its private mounts, drops every privilege
+and runs it); S reads the tests after that, so no candidate's memory ever contains a test or
+another sample's data. S then drops its own privileges and judges (judge.py), draining C's
+output, feeding its stdin and enforcing the deadline and the output limit in one select loop,
+and writes one result frame as soon as the verdict is final (cleanup comes after). When C exits
+or is killed, the kernel kills everything else in its namespace: nothing the program started
+outlives it. If S dies or hangs, T exits and the host replaces the worker (the frames are no
+longer in step); only that sample is marked.
 
 Unisolated mode (`--unsafe-no-isolation`) keeps the same processes and verdicts, minus the
 namespaces, privilege drop and seccomp: programs run as the caller, in a temporary directory,
@@ -119,8 +120,30 @@ def _deadline_passed(signum: int, frame: object) -> None:
 
 
 def _supervise(isolated: bool, ready: int) -> int:
-    header = frames.recv(0, 1 << 16)
+    # The candidate is forked first, before anything of a sample is read, so its memory is the
+    # template's; it then waits for its own program (and nothing else) on `setup`.
+    stdout, stderr, stdin, setup = os.pipe(), os.pipe(), os.pipe(), os.pipe()
+    to_candidate, from_candidate = os.pipe(), os.pipe()
+    scratch = "/tmp" if isolated else tempfile.mkdtemp(prefix="wmtp-sample-")
+    if isolated:
+        confine.new_pid_namespace()
+    pid = os.fork()
+    if pid == 0:
+        fds = {0: stdin[0], 1: stdout[1], 2: stderr[1]}
+        _sample(
+            isolated,
+            scratch,
+            setup[0],
+            fds,
+            {candidate.REQUESTS: to_candidate[0], candidate.REPLIES: from_candidate[1]},
+        )
+    if isolated:
+        confine.leave_pid_namespace()  # this process's own children stay in its namespace
+    for fd in (stdout[1], stderr[1], stdin[0], setup[0], to_candidate[0], from_candidate[1]):
+        os.close(fd)
+    header = frames.recv(0, 1 << 16)  # a spare supervisor waits here for the next sample
     if header is None:
+        _cleanup(isolated, scratch)
         return NO_MORE_REQUESTS
     cfg = json.loads(header)
     start = time.monotonic()
@@ -131,22 +154,8 @@ def _supervise(isolated: bool, ready: int) -> int:
         raise EOFError("no program")
     payload = json.loads(request)
     del request
-    stdout, stderr, stdin = os.pipe(), os.pipe(), os.pipe()
-    to_candidate, from_candidate = (os.pipe(), os.pipe()) if tests_mode else ((-1, -1), (-1, -1))
-    scratch = "/tmp" if isolated else tempfile.mkdtemp(prefix="wmtp-sample-")
-    if isolated:
-        confine.new_pid_namespace()
-    pid = os.fork()
-    if pid == 0:
-        fds = {0: stdin[0], 1: stdout[1], 2: stderr[1]}
-        if tests_mode:
-            fds.update({candidate.REQUESTS: to_candidate[0], candidate.REPLIES: from_candidate[1]})
-        _sample(cfg, isolated, payload["program"], scratch, fds)
-    if isolated:
-        confine.leave_pid_namespace()  # this process's own children stay in its namespace
-    for fd in (stdout[1], stderr[1], stdin[0], to_candidate[0], from_candidate[1]):
-        if fd >= 0:
-            os.close(fd)
+    frames.send(setup[1], codec.dumps({"cfg": cfg, "program": payload["program"]}))
+    os.close(setup[1])
     tests = json.loads(frames.recv(0, MAX_REQUEST) or b'""') if tests_mode else ""
     os.write(ready, f"{os.getpid()} {cfg['timeout_s']}\n".encode())  # the next supervisor may read now
     os.close(ready)
@@ -369,8 +378,8 @@ def _install_fds(targets: dict[int, int]) -> None:
     os.closerange(max(targets) + 1, 1 << 16)
 
 
-def _sample(cfg: dict, isolated: bool, program: str, scratch: str, fds: dict[int, int]) -> NoReturn:
-    """The candidate process: confine itself, then run the program (never returns).
+def _sample(isolated: bool, scratch: str, setup: int, fds: dict[int, int], channel: dict[int, int]) -> NoReturn:
+    """The candidate process: wait for the program, confine itself, run it (never returns).
 
     Isolated, it is PID 1 of the sample's namespace: the kernel kills every process the program
     started when it ends. (As an init it ignores signals it sends itself with their default
@@ -381,9 +390,16 @@ def _sample(cfg: dict, isolated: bool, program: str, scratch: str, fds: dict[int
         signal.signal(signal.SIGINT, signal.default_int_handler)
         if isolated:
             confine.die_with_parent()
+        data = frames.recv(setup, MAX_REQUEST)
+        if data is None:  # a spare that was never needed
+            os._exit(0)
+        message = json.loads(data)
+        del data
+        cfg, program = message["cfg"], message["program"]
+        if isolated:
             confine.private_mounts(int(cfg["disk_mb"]), int(cfg["inodes"]))
             confine.drop_privileges()
-        _install_fds(fds)
+        _install_fds({**fds, **channel} if cfg["mode"] == "tests" else fds)
         os.chdir(scratch)
         os.environ.update({"HOME": scratch, "TMPDIR": scratch})
         confine.set_limits(cfg, strict=isolated)
@@ -396,6 +412,7 @@ def _sample(cfg: dict, isolated: bool, program: str, scratch: str, fds: dict[int
         if DEBUG:
             traceback.print_exc()
         os._exit(126)
+    del message
     if cfg["mode"] == "tests":
         candidate.serve(program)
     candidate.run_script(program)
