@@ -156,7 +156,9 @@ def test_an_unwritable_results_path_is_found_before_any_work(tmp_path, capsys):
     folder.mkdir()
     samples = write(folder / "s.jsonl", [{"task_id": "HumanEval/0", "completion": ""}])
     script = load_script("score_samples")
-    script["main"].__globals__["score"] = lambda *a, **k: pytest.fail("scoring started before the results path was checked")
+    script["main"].__globals__["score"] = lambda *a, **k: pytest.fail(
+        "scoring started before the results path was checked"
+    )
     if os.geteuid() == 0:  # root writes through permission bits: make the folder immutable instead
         if shutil.which("chattr") is None:
             pytest.fail("needs chattr (e2fsprogs) to make a folder unwritable for root")
