@@ -19,6 +19,7 @@ import pytest
 from tests.conftest import HUMANEVAL, ROOT, require
 from tests.evaluation.sandbox_probes import expected_uid, host_pids_named, host_status, last_json, name_self
 from wmtp_lightning.evaluation import sandbox
+from wmtp_lightning.evaluation.memory_cgroup import MemoryCgroup
 from wmtp_lightning.evaluation.sandbox import SandboxLimits, execute, parallel_map, run_tests
 
 LIMITS = SandboxLimits(timeout_s=10.0, memory_mb=512, disk_mb=16, max_processes=32, output_limit_mb=8)
@@ -396,6 +397,39 @@ def test_process_and_thread_bombs_are_contained(bomb):
     time.sleep(0.2)
     assert host_pids_named(marker) == []  # all of them went with the sample
     assert run_tests("def f():\n    return 1\n", "assert f() == 1\n", LIMITS).passed
+
+
+def test_memory_of_all_its_processes_together_is_bounded():
+    """Each process stays under the address-space limit; together they would take 1.4 GB."""
+    if _no_memory_cgroup():
+        pytest.skip("no memory cgroup here (needs root and a writable cgroup v1 memory or delegated v2 controller)")
+    limits = SandboxLimits(timeout_s=20.0, memory_mb=256, max_processes=32)
+    program = (
+        "import os, time\n"
+        "kids = []\n"
+        "for _ in range(7):\n"
+        "    pid = os.fork()\n"
+        "    if pid == 0:\n"
+        "        block = bytearray(200 << 20)\n"
+        "        for i in range(0, len(block), 4096):\n"
+        "            block[i] = 1\n"
+        "        time.sleep(3)\n"
+        "        os._exit(0)\n"
+        "    kids.append(pid)\n"
+        "killed = sum(os.waitpid(pid, 0)[1] == 9 for pid in kids)\n"
+        "print('killed', killed)\n"
+    )
+    r = execute(program, limits=limits)
+    assert (r.status, r.result) == ("memory", "memory"), r  # the kernel ended some: the group's limit held
+    assert run_tests("def f():\n    return 1\n", "assert f() == 1\n", LIMITS).passed
+
+
+def _no_memory_cgroup() -> bool:
+    group = MemoryCgroup.create()
+    if group is None:
+        return True
+    group.remove()
+    return False
 
 
 def test_concurrent_samples_cannot_see_or_hurt_each_other():

@@ -51,10 +51,12 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from wmtp_lightning.evaluation.executor import confine, frames
+from wmtp_lightning.evaluation.memory_cgroup import MemoryCgroup
 
 EXECUTOR = Path(__file__).with_name("executor")
 SANDBOX_UID = 65534  # `nobody`: the host uid samples run as when the scorer is root
 TASK_OVERHEAD = 4  # the worker's own tasks (its init, template, spare and running supervisor), counted by RLIMIT_NPROC
+GROUP_OVERHEAD_MB = 768  # the worker's own processes and the judge's data, on top of the program's memory
 START_TIMEOUT_S = 60.0
 ANSWER_GRACE_S = 15.0  # past a sample's deadline, the host gives up on its worker
 _T = TypeVar("_T")
@@ -71,7 +73,9 @@ class SandboxLimits:
 
     Args:
         timeout_s: wall-clock limit for one run (program and its tests); everything is killed after it.
-        memory_mb: address-space limit (RLIMIT_AS) of each of the program's processes.
+        memory_mb: address-space limit (RLIMIT_AS) of each of the program's processes; where a
+            memory cgroup is available (root), all of them together (its tmpfs included) get
+            `memory_mb` + 768 MB of real memory with the worker itself (memory_cgroup.py).
         disk_mb: the program's scratch tmpfs (its working directory, /tmp and /dev/shm): all its
             files together, and the largest file.
         max_processes: processes plus threads the program may have at once.
@@ -106,6 +110,7 @@ class SandboxLimits:
             "cpu_s": math.ceil(self.timeout_s) + 1,
             "memory_mb": self.memory_mb,
             "judge_memory_mb": self.memory_mb + 2 * self.output_limit_mb + 512,
+            "group_memory_mb": self.memory_mb + GROUP_OVERHEAD_MB,
             "disk_mb": self.disk_mb,
             "inodes": 4096,
             "processes": self.max_processes + TASK_OVERHEAD,
@@ -155,6 +160,9 @@ def check(result, what):
     if result != 0:
         sys.stderr.write(f"sandbox launcher: {what}: {os.strerror(ctypes.get_errno())}\n")
         os._exit(1)
+if cfg["cgroup"]:  # the worker and everything it starts are accounted in its memory cgroup
+    with open(os.path.join(cfg["cgroup"], "cgroup.procs"), "w") as f:
+        f.write(str(os.getpid()))
 check(libc.unshare(0x20000), "unshare(CLONE_NEWNS)")
 check(libc.mount(None, b"/", None, ctypes.c_ulong(16384 | (1 << 18)), None), "make / private")
 fds = [os.open(src, os.O_PATH) for src in cfg["sources"]]
@@ -289,6 +297,7 @@ class _Worker:
 
     def __init__(self, isolated: bool) -> None:
         self.isolated = isolated
+        self.cgroup: MemoryCgroup | None = None
         self.log = tempfile.TemporaryFile()  # noqa: SIM115 (the worker's stderr, read if it fails to start)
         python = _server_argv("/sandbox", "wmtp_executor", "isolated")
         if not isolated:
@@ -299,7 +308,9 @@ class _Worker:
             binds = read_only_binds()
             staged = [(f"{_STAGE}/{i}", dst) for i, (_, dst) in enumerate(binds)]
             bwrap = [*_bwrap_argv(shutil.which("bwrap") or "bwrap", staged, SANDBOX_UID), "--", *python]
+            self.cgroup = MemoryCgroup.create()
             cfg = {"sources": [s for s, _ in binds], "stage": _STAGE, "uid": SANDBOX_UID, "gid": SANDBOX_UID}
+            cfg["cgroup"] = str(self.cgroup.path) if self.cgroup else ""
             argv = [sys.executable, "-I", "-S", "-B", "-c", _LAUNCHER, json.dumps({**cfg, "argv": bwrap})]
             env, cwd = dict(_ENV), "/"
         else:
@@ -337,20 +348,26 @@ class _Worker:
             return None
         return json.loads(data) if data else None
 
-    def run(self, header: dict, program: str, stdin: str, tests: str | None) -> dict | None:
-        """The result frame, or None if the worker died or hung (it is then closed)."""
+    def run(self, header: dict, program: str, stdin: str, tests: str | None) -> tuple[dict | None, bool]:
+        """(the result frame, or None if the worker died or hung (it is then closed); whether the
+        kernel's OOM killer ended a process of this worker meanwhile)."""
+        oom_before = 0
+        if self.cgroup is not None:
+            self.cgroup.set_limit(header["group_memory_mb"])
+            oom_before = self.cgroup.oom_kills()
         try:
             frames.send(self.to_fd, json.dumps(header).encode())
             frames.send(self.to_fd, json.dumps({"program": program, "stdin": stdin}).encode())
             if tests is not None:
                 frames.send(self.to_fd, json.dumps(tests).encode())
         except OSError:
-            self.close()
-            return None
-        answer = self._receive(header["timeout_s"] + ANSWER_GRACE_S)
+            answer = None
+        else:
+            answer = self._receive(header["timeout_s"] + ANSWER_GRACE_S)
+        oom = self.cgroup is not None and self.cgroup.oom_kills() > oom_before
         if answer is None:
             self.close()
-        return answer
+        return answer, oom
 
     def alive(self) -> bool:
         return self.proc.poll() is None
@@ -365,6 +382,8 @@ class _Worker:
             with contextlib.suppress(OSError):
                 stream.close()  # type: ignore[union-attr]
         self.log.close()
+        if self.cgroup is not None:
+            self.cgroup.remove()
 
 
 class _Pool:
@@ -451,9 +470,11 @@ def _run(mode: str, program: str, stdin: str, tests: str | None, limits: Sandbox
     except RuntimeError as err:
         return _sandbox_error(f"could not start a worker ({err})")
     try:
-        answer = worker.run(limits.header(mode), program, stdin, tests)
+        answer, oom = worker.run(limits.header(mode), program, stdin, tests)
     finally:
         _POOL.release(worker)
+    if oom:  # like the output limit, a limit the run hit: its own reason, whatever the verdict
+        return ExecResult("memory", "memory", None, "", "", answer["duration_s"] if answer else 0.0)
     if answer is None:
         return _sandbox_error("the worker died or stopped answering")
     return ExecResult(
