@@ -166,3 +166,23 @@ def test_refuses_without_isolation_unless_the_risk_is_accepted(monkeypatch, tmp_
             execute("print(1)\n", limits=LIMITS)
     finally:
         sandbox.shutdown()
+
+
+def test_refuses_where_bubblewrap_cannot_make_namespaces(monkeypatch, tmp_path):
+    """As in a container without user namespaces: bwrap exists but fails; one sentence, no fallback."""
+    fake = tmp_path / "bwrap"
+    fake.write_text(
+        "#!/bin/sh\necho 'bwrap: No permissions to creating new namespace, likely because the kernel does not"
+        " allow non-privileged user namespaces.' >&2\nexit 1\n"
+    )
+    fake.chmod(0o755)
+    sandbox.shutdown()
+    monkeypatch.setenv("PATH", f"{tmp_path}:{os.environ['PATH']}")
+    try:
+        with pytest.raises(sandbox.SandboxUnavailable) as info:
+            run_tests("def f():\n    return 1\n", "assert f() == 1\n", LIMITS)
+        message = str(info.value)
+        assert "bubblewrap could not start a sandbox (bwrap: No permissions to creating new namespace" in message
+        assert "--unsafe-no-isolation" in message and "\n" not in message
+    finally:
+        sandbox.shutdown()

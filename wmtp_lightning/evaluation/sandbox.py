@@ -166,6 +166,8 @@ if cfg["cgroup"]:  # the worker and everything it starts are accounted in its me
 check(libc.unshare(0x20000), "unshare(CLONE_NEWNS)")
 check(libc.mount(None, b"/", None, ctypes.c_ulong(16384 | (1 << 18)), None), "make / private")
 fds = [os.open(src, os.O_PATH) for src in cfg["sources"]]
+bwrap = os.open(cfg["argv"][0], os.O_RDONLY)  # executed through this fd: the staging tmpfs may hide its path
+os.set_inheritable(bwrap, True)
 check(libc.mount(b"wmtp-stage", cfg["stage"].encode(), b"tmpfs", ctypes.c_ulong(2 | 4 | 8), b"mode=0755,size=64k"), "mount the staging tmpfs")
 for i, fd in enumerate(fds):
     dst = os.path.join(cfg["stage"], str(i))
@@ -179,7 +181,7 @@ os.setgroups([])
 os.setresgid(cfg["gid"], cfg["gid"], cfg["gid"])
 os.setresuid(cfg["uid"], cfg["uid"], cfg["uid"])
 check(libc.prctl(38, ctypes.c_ulong(1), ctypes.c_ulong(0), ctypes.c_ulong(0), ctypes.c_ulong(0)), "no_new_privs")
-os.execv(cfg["argv"][0], cfg["argv"])
+os.execve(bwrap, cfg["argv"], os.environ)
 """
 _STAGE = "/tmp"  # only inside the launcher's private mount namespace
 
@@ -329,8 +331,11 @@ class _Worker:
         self.to_fd, self.from_fd = self.proc.stdin.fileno(), self.proc.stdout.fileno()
         hello = self._receive(START_TIMEOUT_S)
         if hello is None or not hello.get("ready"):
+            self.proc.kill()
+            self.proc.wait()
+            error = self.startup_error()
             self.close()
-            raise RuntimeError(self.startup_error())
+            raise RuntimeError(error)
         self.uid = hello["uid"]
 
     def startup_error(self) -> str:

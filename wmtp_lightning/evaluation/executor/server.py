@@ -54,6 +54,7 @@ DEBUG = bool(os.environ.get("WMTP_DEBUG"))
 def main(argv: list[str]) -> None:
     """argv: [-c, "isolated" | "unisolated", site-packages folders...]."""
     isolated = argv[1] == "isolated"
+    os.closerange(3, 1 << 16)  # nothing the launcher or bubblewrap left open (e.g. the bwrap binary)
     sys.path.extend(argv[2:])
     site.setquit()  # the builtins `site` would add (the worker starts without it): exit, quit, help, ...
     site.setcopyright()
