@@ -7,8 +7,9 @@ installation and the executor's own code, all read-only, a minimal /dev, and not
 the host: no home, no repository, no /run sockets, no network. Inside it, every sample gets a
 PID namespace of its own (everything it starts dies with it), a private size-limited tmpfs as
 its only writable place, no capabilities, `no_new_privs`, rlimits and a seccomp filter (see
-`executor/confine.py`). Samples run concurrently only in different workers, which cannot see
-each other.
+`executor/confine.py`), and, where available, a memory cgroup bounds all of a worker's processes
+together (`memory_cgroup.py`). Samples run concurrently only in different workers, which cannot
+see each other.
 
 Two ways to judge a program, both decided outside the program's process:
   - `run_tests` (HumanEval, MBPP): the program runs in a *candidate* process; the benchmark's test
@@ -55,7 +56,9 @@ from wmtp_lightning.evaluation.memory_cgroup import MemoryCgroup
 
 EXECUTOR = Path(__file__).with_name("executor")
 SANDBOX_UID = 65534  # `nobody`: the host uid samples run as when the scorer is root
-TASK_OVERHEAD = 4  # the worker's own tasks (its init, template, spare and running supervisor), counted by RLIMIT_NPROC
+# The worker's own tasks, which RLIMIT_NPROC counts with the program's: bubblewrap's init, the
+# template, the running supervisor, the spare supervisor and its candidate.
+TASK_OVERHEAD = 5
 GROUP_OVERHEAD_MB = 768  # the worker's own processes and the judge's data, on top of the program's memory
 START_TIMEOUT_S = 60.0
 ANSWER_GRACE_S = 15.0  # past a sample's deadline, the host gives up on its worker
@@ -336,7 +339,6 @@ class _Worker:
             error = self.startup_error()
             self.close()
             raise RuntimeError(error)
-        self.uid = hello["uid"]
 
     def startup_error(self) -> str:
         self.log.seek(0)
