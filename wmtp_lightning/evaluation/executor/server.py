@@ -186,8 +186,13 @@ def _supervise(isolated: bool, ready: int) -> int:
         signal.signal(signal.SIGALRM, _deadline_passed)
         signal.setitimer(signal.ITIMER_REAL, max(0.01, deadline - time.monotonic() + 0.2))
         os.set_blocking(to_candidate[1], False)
-        verdict = judge.run(tests, judge.Channel(to_candidate[1], from_candidate[0], watch.wait))
-        signal.setitimer(signal.ITIMER_REAL, 0)
+        try:
+            try:
+                verdict = judge.run(tests, judge.Channel(to_candidate[1], from_candidate[0], watch.wait))
+            finally:
+                signal.setitimer(signal.ITIMER_REAL, 0)
+        except TimeoutError:  # the alarm landed just outside the tests
+            verdict = ("failed", "failed: timeout")
         in_time = time.monotonic() <= deadline
         watch.drain()  # all the program wrote before its last answer is now counted
         if verdict[0] != "gone" and in_time and not watch.output_exceeded:
