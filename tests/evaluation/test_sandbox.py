@@ -143,6 +143,15 @@ def test_a_worker_that_dies_marks_only_its_sample():
     assert run_tests("def f():\n    return 1\n", "assert f() == 1\n", LIMITS).passed  # a new worker took over
 
 
+def test_a_worker_that_died_between_samples_costs_no_sample():
+    assert run_tests("def f():\n    return 1\n", "assert f() == 1\n", LIMITS).passed
+    for pid in sandbox.workers_pids():  # idle workers, gone before the next sample reaches them
+        os.kill(pid, signal.SIGKILL)
+    time.sleep(0.2)
+    results = parallel_map(lambda i: run_tests("def f():\n    return 1\n", "assert f() == 1\n", LIMITS), range(4), 2)
+    assert [r.result for r in results] == ["passed"] * 4
+
+
 def test_limits_are_checked():
     for bad in ({"timeout_s": -1}, {"timeout_s": float("nan")}, {"timeout_s": 0}, {"memory_mb": 0}, {"disk_mb": 1.5}):
         with pytest.raises(ValueError, match="must be a positive"):

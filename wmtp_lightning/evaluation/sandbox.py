@@ -303,6 +303,7 @@ class _Worker:
     def __init__(self, isolated: bool) -> None:
         self.isolated = isolated
         self.cgroup: MemoryCgroup | None = None
+        self.never_read = False  # the last request failed because the worker was already gone
         self.log = tempfile.TemporaryFile()  # noqa: SIM115 (the worker's stderr, read if it fails to start)
         python = _server_argv("/sandbox", "wmtp_executor", "isolated")
         if not isolated:
@@ -362,8 +363,13 @@ class _Worker:
         if self.cgroup is not None:
             self.cgroup.set_limit(header["group_memory_mb"])
             oom_before = self.cgroup.oom_kills()
+        self.never_read = False
         try:
-            frames.send(self.to_fd, json.dumps(header).encode())
+            try:
+                frames.send(self.to_fd, json.dumps(header).encode())
+            except BrokenPipeError:  # nothing reads this worker's requests any more
+                self.never_read = True
+                raise
             frames.send(self.to_fd, json.dumps({"program": program, "stdin": stdin}).encode())
             if tests is not None:
                 frames.send(self.to_fd, json.dumps(tests).encode())
@@ -469,7 +475,9 @@ def workers_pids() -> list[int]:
     return [w.proc.pid for w in _POOL.all if w.alive()]
 
 
-def _run(mode: str, program: str, stdin: str, tests: str | None, limits: SandboxLimits) -> ExecResult:
+def _run(
+    mode: str, program: str, stdin: str, tests: str | None, limits: SandboxLimits, retry: bool = True
+) -> ExecResult:
     try:
         worker = _POOL.acquire(limits.allow_unisolated)
     except SandboxUnavailable:
@@ -480,6 +488,8 @@ def _run(mode: str, program: str, stdin: str, tests: str | None, limits: Sandbox
         answer, oom = worker.run(limits.header(mode), program, stdin, tests)
     finally:
         _POOL.release(worker)
+    if answer is None and worker.never_read and retry:  # gone before this sample reached it: not its doing
+        return _run(mode, program, stdin, tests, limits, retry=False)
     if oom:  # like the output limit, a limit the run hit: its own reason, whatever the verdict
         return ExecResult("memory", "memory", None, "", "", answer["duration_s"] if answer else 0.0)
     if answer is None:

@@ -78,19 +78,25 @@ def _template(isolated: bool) -> NoReturn:
     """
     ready_r, ready_w = os.pipe()
     deadlines: dict[int, float] = {}
+    done_early: set[int] = set()  # reaped before their report was read (this process was descheduled)
     spare = _fork_supervisor(isolated, ready_r, ready_w)
     while True:
         now = time.monotonic()
         wait = min([0.05, *(d - now for d in deadlines.values())])
         if select.select([ready_r], [], [], max(0.0, wait))[0]:
-            pid, timeout = os.read(ready_r, 64).split()
-            deadlines[int(pid)] = time.monotonic() + float(timeout) + GRACE_S
+            fields = os.read(ready_r, 64).split()
+            pid, timeout = int(fields[0]), float(fields[1])
+            if pid in done_early:
+                done_early.discard(pid)
+            else:
+                deadlines[pid] = time.monotonic() + timeout + GRACE_S
             spare = _fork_supervisor(isolated, ready_r, ready_w)
         while True:
             pid, status = os.waitpid(-1, os.WNOHANG)
             if not pid:
                 break
-            deadlines.pop(pid, None)
+            if deadlines.pop(pid, None) is None:
+                done_early.add(pid)
             code = os.waitstatus_to_exitcode(status)
             if pid == spare and code == NO_MORE_REQUESTS:
                 while deadlines:  # the host hung up: let the running samples finish
