@@ -131,26 +131,18 @@ def _supervise(isolated: bool, ready: int) -> int:
     # template's; it then waits for its own program (and nothing else) on `setup`.
     stdout, stderr, stdin, setup = os.pipe(), os.pipe(), os.pipe(), os.pipe()
     to_candidate, from_candidate = os.pipe(), os.pipe()
-    scratch = "/tmp" if isolated else tempfile.mkdtemp(prefix="wmtp-sample-")
     if isolated:
         confine.new_pid_namespace()
     pid = os.fork()
     if pid == 0:
         fds = {0: stdin[0], 1: stdout[1], 2: stderr[1]}
-        _sample(
-            isolated,
-            scratch,
-            setup[0],
-            fds,
-            {candidate.REQUESTS: to_candidate[0], candidate.REPLIES: from_candidate[1]},
-        )
+        _sample(isolated, setup[0], fds, {candidate.REQUESTS: to_candidate[0], candidate.REPLIES: from_candidate[1]})
     if isolated:
         confine.leave_pid_namespace()  # this process's own children stay in its namespace
     for fd in (stdout[1], stderr[1], stdin[0], setup[0], to_candidate[0], from_candidate[1]):
         os.close(fd)
     header = frames.recv(0, 1 << 16)  # a spare supervisor waits here for the next sample
     if header is None:
-        _cleanup(isolated, scratch)
         return NO_MORE_REQUESTS
     cfg = json.loads(header)
     start = time.monotonic()
@@ -161,7 +153,8 @@ def _supervise(isolated: bool, ready: int) -> int:
         raise EOFError("no program")
     payload = json.loads(request)
     del request
-    frames.send(setup[1], codec.dumps({"cfg": cfg, "program": payload["program"]}))
+    scratch = "/tmp" if isolated else tempfile.mkdtemp(prefix="wmtp-sample-")
+    frames.send(setup[1], codec.dumps({"cfg": cfg, "program": payload["program"], "scratch": scratch}))
     os.close(setup[1])
     tests = json.loads(frames.recv(0, MAX_REQUEST) or b'""') if tests_mode else ""
     os.write(ready, f"{os.getpid()} {cfg['timeout_s']}\n".encode())  # the next supervisor may read now
@@ -390,7 +383,7 @@ def _install_fds(targets: dict[int, int]) -> None:
     os.closerange(max(targets) + 1, 1 << 16)
 
 
-def _sample(isolated: bool, scratch: str, setup: int, fds: dict[int, int], channel: dict[int, int]) -> NoReturn:
+def _sample(isolated: bool, setup: int, fds: dict[int, int], channel: dict[int, int]) -> NoReturn:
     """The candidate process: wait for the program, confine itself, run it (never returns).
 
     Isolated, it is PID 1 of the sample's namespace: the kernel kills every process the program
@@ -407,7 +400,7 @@ def _sample(isolated: bool, scratch: str, setup: int, fds: dict[int, int], chann
             os._exit(0)
         message = json.loads(data)
         del data
-        cfg, program = message["cfg"], message["program"]
+        cfg, program, scratch = message["cfg"], message["program"], message["scratch"]
         if isolated:
             confine.private_mounts(int(cfg["disk_mb"]), int(cfg["inodes"]))
             confine.drop_privileges()
