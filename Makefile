@@ -7,8 +7,9 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 TORCH_SPEC ?= torch==2.13.0
 STAMP := $(VENV)/.installed
+BWRAP ?= bwrap              # the bubblewrap command the sandbox uses (checked by sandbox-deps)
 
-.PHONY: install test test-slow test-all demo lint bench clean-demo
+.PHONY: install sandbox-deps test test-slow test-all demo lint bench clean-demo
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -19,10 +20,26 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
-test: install            ## fast suite (< 10 min on 2 CPU cores)
+# The sandbox that runs generated programs needs bubblewrap (Debian/Ubuntu: bubblewrap). Installed
+# here when missing and we are root with apt; otherwise a clear stop. Not Linux: a note only (the
+# evaluation then refuses to run programs unless told --unsafe-no-isolation).
+sandbox-deps:
+	@if [ "$$(uname -s)" != Linux ]; then \
+		echo "note: $$(uname -s) has no Linux namespaces: the sandbox will refuse to run generated programs (see README)" >&2; \
+	elif ! command -v $(BWRAP) >/dev/null 2>&1; then \
+		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+			echo "installing bubblewrap (the sandbox's isolation tool)" >&2; \
+			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq bubblewrap >/dev/null; \
+		else \
+			echo "error: bubblewrap (bwrap) is not installed and the sandbox needs it: run 'sudo apt-get install bubblewrap' (or your distribution's package)" >&2; \
+			exit 1; \
+		fi; \
+	fi
+
+test: install sandbox-deps   ## fast suite (< 10 min on 2 CPU cores)
 	$(BIN)/python -m pytest -q
 
-test-slow: install       ## slow integration tests (distributed, resume after SIGKILL, science check, ...)
+test-slow: install sandbox-deps  ## slow integration tests (distributed, resume after SIGKILL, science check, ...)
 	$(BIN)/python -m pytest -q -m slow
 
 test-all: test test-slow
@@ -31,7 +48,7 @@ lint: install
 	$(BIN)/ruff check wmtp_lightning scripts tests bench notebooks
 	$(BIN)/ruff format --check wmtp_lightning scripts tests bench notebooks
 
-demo: install            ## micro model -> local data -> critic stage 1 -> stage 2 -> evaluation, on CPU
+demo: install sandbox-deps  ## micro model -> local data -> critic stage 1 -> stage 2 -> evaluation, on CPU
 	$(BIN)/python scripts/run_local_demo.py
 
 clean-demo:

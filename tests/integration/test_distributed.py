@@ -38,3 +38,18 @@ def test_two_process_training(tmp_path, strategy, tiny_bundle, local_dataset, mi
     assert "train/loss" in runs[0].data.metrics
     model = load_bundle(tmp_path / "out" / "export")  # exported (gathered from shards) by rank 0
     assert model.args.n_future_tokens == 3
+
+
+def test_one_step_update_is_the_same_on_two_ranks(tmp_path, tiny_bundle, local_dataset, micro_tokenizer_path):
+    """DESIGN §3: 2 ranks × 2 accumulated micro-batches (FSDP2) = 1 process × 1 micro-batch of the same 4 rows."""
+    import torch
+
+    from tests.experiments.test_split_invariance import one_step_update
+
+    args = ["tests/integration/dist_train.py", "step", str(tmp_path / "out"), str(tiny_bundle)]
+    run([*args, str(local_dataset), str(micro_tokenizer_path)], timeout=300)
+    sharded = torch.load(tmp_path / "out" / "update.pt")
+    joint = one_step_update("baseline", tiny_bundle, local_dataset, micro_tokenizer_path, 4, 1)
+    assert sum(float(d.abs().sum()) for d in joint.values()) > 0
+    for name, d in joint.items():
+        torch.testing.assert_close(sharded[name.removeprefix("model.")], d, rtol=1e-4, atol=1e-7, msg=name)

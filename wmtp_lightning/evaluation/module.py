@@ -86,6 +86,9 @@ class EvalMTP(pl.LightningModule):
         ks: pass@k values to report (k <= n_samples).
         timeout_s / memory_mb: sandbox limits per program.
         workers: programs executed in parallel.
+        allow_unisolated: where the sandbox cannot isolate programs (macOS for `mps` debug runs, a
+            container without user namespaces), run them without isolation instead of refusing.
+            Only for your own trusted checks: generated code then runs with your rights.
         dtype: dtype to run the model in (e.g. "bfloat16" on a GPU); default: as stored.
     """
 
@@ -102,6 +105,7 @@ class EvalMTP(pl.LightningModule):
         timeout_s: float = 10.0,
         memory_mb: int = 2048,
         workers: int = 2,
+        allow_unisolated: bool = False,
         dtype: Literal["float32", "bfloat16", "float16"] | None = None,
     ):
         super().__init__()
@@ -123,7 +127,7 @@ class EvalMTP(pl.LightningModule):
         self.save_hyperparameters()
         self.model: Transformer | None = None
         self.tokenizer: Tokenizer | None = None
-        self.limits = SandboxLimits(timeout_s=timeout_s, memory_mb=memory_mb)
+        self.limits = SandboxLimits(timeout_s=timeout_s, memory_mb=memory_mb, allow_unisolated=allow_unisolated)
         self.pass_at_k = PassAtK(ks)
         self.spec_stats = SpeculativeStats()
         self._rows: list[dict[str, Any]] = []

