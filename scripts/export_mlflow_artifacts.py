@@ -11,17 +11,17 @@ metrics/*.csv, artifacts/{config.yaml,plots,model,...}, EXPORT_COMPLETE).
 
 from __future__ import annotations
 
-import argparse
-import sys
 from pathlib import Path
 
 from tqdm import tqdm
 
+from wmtp_lightning.errors import ArgumentParser, UsageError, script_main, writable_dir
 from wmtp_lightning.tracking import client_for, export_run, find_runs, resolve_tracking_uri
 
 
+@script_main
 def main(argv: list[str] | None = None) -> list[Path]:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = ArgumentParser(description=__doc__)
     ap.add_argument("--tracking-uri")
     ap.add_argument("--run-id")
     ap.add_argument("--experiment")
@@ -29,20 +29,14 @@ def main(argv: list[str] | None = None) -> list[Path]:
     ap.add_argument("--tag", action="append", default=[], help="key=value filter (repeatable)")
     ap.add_argument("--out", required=True)
     a = ap.parse_args(argv)
-    try:
-        tags = dict(t.split("=", 1) for t in a.tag)
-    except ValueError:
-        print(f"error: --tag expects key=value, got {a.tag}", file=sys.stderr)
-        raise SystemExit(2) from None
-    try:
-        client = client_for(resolve_tracking_uri(a.tracking_uri))
-        runs = find_runs(client, a.run_id, a.experiment, a.name, tags)
-        out = []
-        for run in tqdm(runs, desc="export", unit="run"):
-            out.append(export_run(client, run, Path(a.out)))
-    except (ConnectionError, ValueError, OSError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        raise SystemExit(1) from err
+    bad = [t for t in a.tag if "=" not in t]
+    if bad:
+        raise UsageError(f"--tag expects key=value, got {bad[0]!r}")
+    tags = dict(t.split("=", 1) for t in a.tag)
+    out_dir = writable_dir(a.out)  # checked before anything is downloaded
+    client = client_for(resolve_tracking_uri(a.tracking_uri))
+    runs = find_runs(client, a.run_id, a.experiment, a.name, tags)
+    out = [export_run(client, run, out_dir) for run in tqdm(runs, desc="export", unit="run")]
     for p in out:
         print(p)
     return out

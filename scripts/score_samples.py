@@ -14,8 +14,8 @@ line. A k larger than the number of samples of some problem is not estimated; it
 
 The results are written to a temporary file and renamed when complete; a results file from an
 earlier run is set aside as `.previous` until this one is complete, so a run that fails never
-leaves results that look like its own. Bad input is one line on stderr and exit code 2
-(`--debug` or WMTP_DEBUG=1 for a traceback).
+leaves results that look like its own. Bad input is one line on stderr and a non-zero exit code
+(2 for a bad command line; `--debug` or WMTP_DEBUG=1 for a traceback).
 
 Programs run isolated (bubblewrap, see wmtp_lightning/evaluation/sandbox.py); where that is
 impossible the script refuses, unless --unsafe-no-isolation accepts running them unisolated.
@@ -31,18 +31,10 @@ import sys
 import tempfile
 from pathlib import Path
 
+from wmtp_lightning.errors import ArgumentParser, BadInput, script_main
 from wmtp_lightning.evaluation.benchmarks import load_benchmark
-from wmtp_lightning.evaluation.sandbox import SandboxLimits, SandboxUnavailable
+from wmtp_lightning.evaluation.sandbox import SandboxLimits
 from wmtp_lightning.evaluation.scoring import read_samples, score
-
-
-class BadInput(Exception):
-    """A problem with the command line or an input file: reported as one line, exit code 2."""
-
-
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # one line, not usage + message
-        raise BadInput(message)
 
 
 def _positive(kind: type, what: str):
@@ -69,7 +61,7 @@ def _ks(text: str) -> list[int]:
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    ap = _Parser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = ArgumentParser(description=__doc__)
     ap.add_argument("--benchmark", required=True, choices=["humaneval", "mbpp", "local"])
     ap.add_argument("--problems", help="problems file (HumanEval.jsonl.gz, mbpp.jsonl, sanitized-mbpp.json)")
     ap.add_argument("--samples", required=True)
@@ -83,7 +75,6 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         action="store_true",
         help="where isolation is impossible (no Linux namespaces / bubblewrap), run programs unisolated",
     )
-    ap.add_argument("--debug", action="store_true", help="tracebacks instead of one-line errors")
     return ap.parse_args(argv)
 
 
@@ -145,18 +136,9 @@ def run(a: argparse.Namespace) -> dict:
     return summary
 
 
+@script_main
 def main(argv: list[str] | None = None) -> dict:
-    debug = bool(os.environ.get("WMTP_DEBUG")) or "--debug" in (sys.argv[1:] if argv is None else argv)
-    try:
-        return run(parse_args(argv))
-    except (BadInput, SandboxUnavailable) as err:
-        if debug:
-            raise
-        print(f"score_samples: error: {err}", file=sys.stderr)
-        raise SystemExit(2) from None
-    except KeyboardInterrupt:
-        print("score_samples: interrupted; no results written", file=sys.stderr)
-        raise SystemExit(130) from None
+    return run(parse_args(argv))
 
 
 if __name__ == "__main__":

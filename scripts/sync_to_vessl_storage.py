@@ -12,30 +12,27 @@ an interrupted sync resumes where it stopped. `vessl:<id>` needs the optional SD
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
 from tqdm import tqdm
 
+from wmtp_lightning.errors import ArgumentParser, script_main
 from wmtp_lightning.ops.storage_sync import make_backend, sync
 
 
+@script_main
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = ArgumentParser(description=__doc__)
     ap.add_argument("--dest", required=True, help="vessl:<volume_id> or a destination folder")
     ap.add_argument("--storage", default="storage", help="local storage root")
     ap.add_argument("--folders", default="models_v2,datasets_v2", help="comma-separated folders under --storage")
     ap.add_argument("--dry-run", action="store_true", help="print the plan, upload nothing")
     a = ap.parse_args(argv)
-    try:
-        backend = make_backend(a.dest)
-        folders = [f for f in a.folders.split(",") if f]
-        with tqdm(unit="B", unit_scale=True, desc="upload", disable=a.dry_run) as bar:
-            sync(Path(a.storage), backend, folders, dry_run=a.dry_run, progress=bar.update)
-    except (OSError, ValueError, RuntimeError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 1
+    backend = make_backend(a.dest)
+    folders = [f for f in a.folders.split(",") if f]
+    with tqdm(unit="B", unit_scale=True, desc="upload", disable=a.dry_run) as bar:
+        sync(Path(a.storage), backend, folders, dry_run=a.dry_run, progress=bar.update)
     return 0
 
 

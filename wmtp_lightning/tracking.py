@@ -24,6 +24,8 @@ from dotenv import load_dotenv
 from lightning.pytorch.cli import SaveConfigCallback
 from lightning.pytorch.loggers import MLFlowLogger
 
+from wmtp_lightning.errors import BadInput
+
 DEFAULT_STORE = "storage/mlflow.db"
 DEFAULT_ARTIFACTS = "storage/mlartifacts"
 
@@ -178,17 +180,17 @@ def find_runs(
         try:
             return [client.get_run(run_id)]
         except MlflowException as err:
-            raise ValueError(f"run {run_id!r} does not exist in {client.tracking_uri}") from err
+            raise BadInput(f"--run-id {run_id}: no such run in {client.tracking_uri}") from err
     if not experiment:
-        raise ValueError("give a run id or an experiment name")
+        raise BadInput("give a run id (--run-id) or an experiment name (--experiment)")
     exp = client.get_experiment_by_name(experiment)
     if exp is None:
-        raise ValueError(f"experiment {experiment!r} does not exist in {client.tracking_uri}")
+        raise BadInput(f"--experiment {experiment}: no such experiment in {client.tracking_uri}")
     filters = [f"tags.mlflow.runName = '{name}'"] if name else []
     filters += [f"tags.`{k}` = '{v}'" for k, v in (tags or {}).items()]
     runs = client.search_runs([exp.experiment_id], filter_string=" and ".join(filters), max_results=10_000)
     if not runs:
-        raise ValueError(f"no runs in experiment {experiment!r} match {filters or 'anything'}")
+        raise BadInput(f"--experiment {experiment}: no runs match {filters or 'anything'}")
     return runs
 
 

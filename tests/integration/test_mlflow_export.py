@@ -36,7 +36,7 @@ def test_export_runs(tmp_path, mlflow_server, tiny_bundle, local_dataset, micro_
 
     with pytest.raises(SystemExit):
         main(["--tracking-uri", mlflow_server, "--run-id", "0" * 32, "--out", str(tmp_path / "z")])
-    assert "does not exist" in capsys.readouterr().err
+    assert "no such run" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         main(
             [

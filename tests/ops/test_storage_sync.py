@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import load_script
+from wmtp_lightning.errors import UserError
 from wmtp_lightning.ops.storage_sync import MANIFEST, LocalDirBackend, VesslBackend, sync
 
 
@@ -132,11 +133,16 @@ def test_missing_folders(storage, dest, tmp_path, capsys):
     with pytest.raises(FileNotFoundError, match="selected folder does not exist"):
         sync(storage, dest, ["models_v3"])
     main = load_script("sync_to_vessl_storage")["main"]
-    assert main(["--dest", str(tmp_path / "no-volume"), "--storage", str(storage)]) == 1
-    assert "destination folder not found" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as info:
+        main(["--dest", str(tmp_path / "no-volume"), "--storage", str(storage)])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert info.value.code == 1 and len(err) == 1 and "destination folder not found" in err[0]
+    with pytest.raises(SystemExit) as info:
+        main(["--dest", "vessl:abc", "--storage", str(storage)])
+    assert info.value.code == 1 and "expected vessl:<numeric volume id>" in capsys.readouterr().err
 
 
 def test_vessl_backend_without_sdk_is_a_clear_error(monkeypatch):
     monkeypatch.setitem(__import__("sys").modules, "vessl", None)  # as on a machine without the extra
-    with pytest.raises(RuntimeError, match=r"VESSL SDK is not installed: pip install 'wmtp_lightning\[vessl\]'"):
+    with pytest.raises(UserError, match=r"VESSL SDK is not installed: pip install 'wmtp_lightning\[vessl\]'"):
         VesslBackend(123)

@@ -51,6 +51,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
+from wmtp_lightning.errors import UserError
 from wmtp_lightning.evaluation.executor import confine, frames
 from wmtp_lightning.evaluation.memory_cgroup import MemoryCgroup
 
@@ -66,7 +67,7 @@ _T = TypeVar("_T")
 _R = TypeVar("_R")
 
 
-class SandboxUnavailable(RuntimeError):
+class SandboxUnavailable(UserError, RuntimeError):
     """Programs cannot be isolated on this machine and running them unisolated was not allowed."""
 
 

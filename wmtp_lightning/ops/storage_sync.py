@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+from wmtp_lightning.errors import BadInput, MissingInput, UserError
 from wmtp_lightning.io import sha256_file
 
 MANIFEST = ".wmtp-manifest.json"
@@ -56,7 +57,7 @@ class LocalDirBackend:
     def __init__(self, root: str | Path):
         self.root = Path(root)
         if not self.root.is_dir():
-            raise FileNotFoundError(f"destination folder not found: {self.root}")
+            raise MissingInput(f"{self.root}: destination folder not found")
         self.name = f"local:{self.root}"
 
     def _p(self, rel: str) -> Path:
@@ -102,13 +103,13 @@ class VesslBackend:
         try:
             import vessl
         except ImportError as err:
-            raise RuntimeError(
+            raise UserError(
                 "the VESSL SDK is not installed: pip install 'wmtp_lightning[vessl]' (package `vessl`)"
             ) from err
         try:
             vessl.configure()
         except Exception as err:  # the SDK raises its own types for a missing token / organisation
-            raise RuntimeError(
+            raise UserError(
                 f"the VESSL SDK is not configured ({err}); run `vessl configure` or set "
                 "VESSL_ACCESS_TOKEN and VESSL_DEFAULT_ORGANIZATION"
             ) from err
@@ -173,12 +174,12 @@ def local_entries(
     """Every file under storage/<folder> (temporary `.tmp` files excluded), hashed."""
     storage = Path(storage)
     if not storage.is_dir():
-        raise FileNotFoundError(f"storage folder not found: {storage}")
+        raise MissingInput(f"{storage}: storage folder not found")
     entries = []
     for folder in folders:
         root = storage / folder
         if not root.is_dir():
-            raise FileNotFoundError(
+            raise MissingInput(
                 f"{root}: selected folder does not exist (have: "
                 f"{sorted(p.name for p in storage.iterdir() if p.is_dir())})"
             )
@@ -199,7 +200,7 @@ def read_manifest(backend: StorageBackend) -> dict[str, FileEntry]:
     try:
         data = json.loads(text)
     except json.JSONDecodeError as err:
-        raise ValueError(f"{where}:{err.lineno}: corrupted manifest, not JSON ({err.msg}); {fix}") from err
+        raise BadInput(f"{where}:{err.lineno}: corrupted manifest, not JSON ({err.msg}); {fix}") from err
     files = data.get("files") if isinstance(data, dict) else None
     if not isinstance(files, dict):
         raise ValueError(
@@ -208,7 +209,7 @@ def read_manifest(backend: StorageBackend) -> dict[str, FileEntry]:
     out = {}
     for rel, v in files.items():
         if not (isinstance(v, dict) and isinstance(v.get("size"), int) and isinstance(v.get("sha256"), str)):
-            raise ValueError(f"{where}: files.{rel}: expected {{size: int, sha256: str}}, got {v!r}; {fix}")
+            raise BadInput(f"{where}: files.{rel}: expected {{size: int, sha256: str}}, got {v!r}; {fix}")
         out[rel] = FileEntry(rel, v["size"], v["sha256"])
     return out
 
@@ -288,5 +289,8 @@ def sync(
 def make_backend(spec: str) -> Any:
     """'vessl:<volume_id>' or a local folder path."""
     if spec.startswith("vessl:"):
-        return VesslBackend(int(spec.split(":", 1)[1]))
+        volume = spec.split(":", 1)[1]
+        if not volume.isdigit():
+            raise BadInput(f"--dest {spec}: expected vessl:<numeric volume id>")
+        return VesslBackend(int(volume))
     return LocalDirBackend(spec)
