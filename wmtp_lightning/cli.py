@@ -1,6 +1,7 @@
-"""`wmtp`: the LightningCLI entry point (fit / validate / test / predict).
+"""`wmtp`: the LightningCLI entry point (fit / validate / test / predict), and `wmtp compare`.
 
     wmtp fit --config configs/verifiable.yaml [--config configs/local.yaml] [--trainer.max_steps 10]
+    wmtp compare --overlay configs/local.yaml --overlay configs/local_rho1.yaml   # see compare/command.py
 
 Any LightningModule / DataModule of the package can be selected by class path in a config.
 `main(args)` runs in-process (tests use it).
@@ -9,6 +10,7 @@ Any LightningModule / DataModule of the package can be selected by class path in
 from __future__ import annotations
 
 import logging
+import sys
 import warnings
 
 import lightning.pytorch as pl
@@ -74,7 +76,11 @@ def main(args: list[str] | None = None, run: bool = True) -> WMTPCLI:
 
 
 def entrypoint() -> None:
-    """The `wmtp` console script."""
+    """The `wmtp` console script: `wmtp compare ...` runs the comparison, anything else is LightningCLI."""
+    if sys.argv[1:2] == ["compare"]:
+        from wmtp_lightning.compare.command import main as compare
+
+        raise SystemExit(compare(sys.argv[2:]))
     main()
 
 
