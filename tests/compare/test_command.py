@@ -187,9 +187,36 @@ def test_a_failed_run_keeps_the_finished_ones(
     out = tmp_path / "cmp"
     code, line = compare(capsys, *args, "--overlay", broken, "--out", str(out))
     assert code == 1
-    assert line.startswith(
-        "wmtp compare: run 'verifiable_stage1' failed: ValueError: stage-1 value head not found"
-    )
+    assert line.startswith("wmtp compare: run 'verifiable_stage1' failed: ValueError: stage-1 value head not found")
     assert (out / "runs" / "baseline" / "baseline" / "export" / "metadata.json").is_file()
     assert (out / "runs" / "baseline" / "eval" / "local" / "pass_at_k.json").is_file()
     assert not (out / "report").exists() and not (out / "report.partial").exists()
+
+
+@pytest.mark.slow
+def test_compare_on_two_ranks(tmp_path, tiny_bundle, tiny_ref_bundle, local_dataset, micro_tokenizer_path):
+    """DDP on 2 CPU processes: Lightning re-runs the command for rank 1, which joins every run; one report."""
+    from tests.integration.helpers import run
+    from wmtp_lightning.evaluation.benchmarks import load_local
+
+    args = tiny_overlays(tmp_path, tiny_bundle, tiny_ref_bundle, local_dataset, micro_tokenizer_path)
+    ddp = write_yaml(tmp_path / "ddp.yaml", {"trainer": {"accelerator": "cpu", "devices": 2, "strategy": "ddp"}})
+    out = tmp_path / "cmp"
+    store = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    proc = run(
+        ["-m", "wmtp_lightning.cli", "compare", *args, "--overlay", ddp, "--out", str(out)],
+        timeout=1200,
+        MLFLOW_TRACKING_URI=store,
+    )
+    assert proc.stdout.count("[compare] report:") == 1  # rank 1 ran the same sequence and wrote nothing
+    assert sorted(p.name for p in out.iterdir()) == ["report", "runs"]
+    data = json.loads((out / "report" / "report.json").read_text())
+    for name in ("baseline", "verifiable_stage1", "verifiable", "rho1"):
+        r = data["runs"][name]
+        assert (r["steps"], r["effective_batch"], r["samples"]) == (2, 4, 8), name  # batch 2 x 2 ranks
+    n_problems = len(load_local("test"))  # the ranks judged disjoint shares; the merged result has them all
+    for name in ("before", "baseline", "verifiable", "rho1"):
+        r = data["runs"][name]
+        assert {"val/ce_head1", "local pass@1"} <= set(r["yardstick"]), name
+        summary = json.loads((out / "runs" / name / "eval" / "local" / "pass_at_k.json").read_text())
+        assert summary["pass@1"] == pytest.approx(r["eval"]["local"]["pass@1"]) and summary["n_problems"] == n_problems

@@ -214,11 +214,16 @@ def _history(label: str, trainer: Any, prefix: str = "") -> tuple[str, str, dict
 
 
 def _exported(label: str, trainer: Any) -> Path:
+    """Where the run's model was exported (rank 0 writes it; every rank waits here until it is on disk)."""
+    import torch.distributed as dist
+
     from wmtp_lightning.experiments.callbacks import ExportBundle
 
+    if dist.is_available() and dist.is_initialized():
+        dist.barrier()  # the other ranks load the export for the evaluation next
     for cb in trainer.callbacks:
-        if isinstance(cb, ExportBundle) and cb.exported is not None:
-            return cb.exported
+        if isinstance(cb, ExportBundle) and cb.dirpath is not None and (cb.exported or not trainer.is_global_zero):
+            return Path(cb.dirpath)
     raise CompareError(f"run {label!r} exported no model (is the ExportBundle callback in trainer.callbacks?)")
 
 
