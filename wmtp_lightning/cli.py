@@ -32,6 +32,10 @@ class WMTPCLI(LightningCLI):
             save_config_callback=MLflowSaveConfig,
             save_config_kwargs={"overwrite": True},
             auto_configure_optimizers=False,
+            parser_kwargs={
+                "description": "wmtp fit|validate|test|predict (LightningCLI); wmtp compare --help: "
+                "the three experiments as one controlled comparison"
+            },
             args=args,
             run=run,
         )

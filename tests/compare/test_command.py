@@ -170,6 +170,16 @@ def test_compare_runs_the_three_and_reports_what_they_logged(
         runs["verifiable"]["diagnostics"]
     )
     assert runs["baseline"]["diagnostics"]["train/weight_mean_correct"] == pytest.approx(1.0)
+    for name in ("baseline", "verifiable_stage1", "verifiable", "rho1"):  # means / finals of what MLflow holds
+        for key, value in runs[name]["diagnostics"].items():
+            logged = [
+                m.value
+                for m in sorted(client.get_metric_history(runs[name]["mlflow_run_id"], key), key=lambda m: m.step)
+            ]
+            assert value == pytest.approx(logged[-1] if key.startswith("val") else sum(logged) / len(logged)), (
+                name,
+                key,
+            )
     # stage 2 started from stage 1's export in the same root
     assert (
         out / "runs" / "verifiable" / "verifiable_stage1" / "export" / "value_head" / "value_head.safetensors"
