@@ -37,6 +37,12 @@ def test_a_missing_overlay_is_one_line(capsys, tmp_path):
     assert not (tmp_path / "out").exists()
     code, line = compare(capsys, *LOCAL, "--eval", str(tmp_path / "ev.yaml"), "--out", str(tmp_path / "out"))
     assert code == 1 and line == f"wmtp compare: eval config not found: {tmp_path / 'ev.yaml'}"
+    code, line = compare(capsys, *LOCAL, "--overlay", str(tmp_path), "--out", str(tmp_path / "out"))
+    assert code == 1 and line == f"wmtp compare: overlay is not a file: {tmp_path}"
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("trainer:\n  max_steps: 2\n model: [\n")
+    code, line = compare(capsys, *LOCAL, "--overlay", str(broken), "--out", str(tmp_path / "out"))
+    assert code == 1 and line.startswith(f"wmtp compare: {broken}: not valid YAML at line 3")
 
 
 def test_an_unwritable_or_used_output_folder_is_refused_before_training(capsys, tmp_path):

@@ -116,7 +116,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def _existing(path: Path, what: str) -> Path:
     if not path.is_file():
-        raise CompareError(f"{what} not found: {path}")
+        raise CompareError(f"{what} {'is not a file' if path.exists() else 'not found'}: {path}")
     return path
 
 

@@ -153,7 +153,12 @@ def one_line(message: str) -> str:
 
 def overlay_model_keys(overlay: Path) -> list[str]:
     """The `model.init_args` keys an overlay sets (an overlay must not switch the model class)."""
-    data = yaml.safe_load(overlay.read_text()) or {}
+    try:
+        data = yaml.safe_load(overlay.read_text()) or {}
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark is not None else ""
+        raise DesignError(f"{overlay}: not valid YAML{where} ({getattr(err, 'problem', None) or err})") from None
     model = data.get("model") if isinstance(data, dict) else None
     if not isinstance(model, dict):
         return []
