@@ -48,7 +48,7 @@ lint: install
 	$(BIN)/ruff check wmtp_lightning scripts tests bench notebooks
 	$(BIN)/ruff format --check wmtp_lightning scripts tests bench notebooks
 
-demo: install sandbox-deps  ## micro model -> local data -> critic stage 1 -> stage 2 -> evaluation, on CPU
+demo: install sandbox-deps  ## micro model -> local data -> `wmtp compare` (baseline, critic 1 -> 2, Rho-1; eval; report), on CPU
 	$(BIN)/python scripts/run_local_demo.py
 
 clean-demo:

@@ -1,6 +1,7 @@
-"""`wmtp`: the LightningCLI entry point (fit / validate / test / predict).
+"""`wmtp`: the LightningCLI entry point (fit / validate / test / predict), and `wmtp compare`.
 
     wmtp fit --config configs/verifiable.yaml [--config configs/local.yaml] [--trainer.max_steps 10]
+    wmtp compare --overlay configs/local.yaml --overlay configs/local_rho1.yaml   # see compare/command.py
 
 Any LightningModule / DataModule of the package can be selected by class path in a config.
 `main(args)` runs in-process (tests use it). The console script reports any error as one line
@@ -28,7 +29,6 @@ for _msg in (".*LeafSpec.*", ".*does not have many workers.*", ".*sqlalchemy.*")
 class WMTPCLI(LightningCLI):
     def __init__(self, args: list[str] | None = None, run: bool = True, exit_on_error: bool = True):
         super().__init__(
-            parser_kwargs={"exit_on_error": exit_on_error},
             model_class=pl.LightningModule,
             datamodule_class=pl.LightningDataModule,
             subclass_mode_model=True,
@@ -36,6 +36,11 @@ class WMTPCLI(LightningCLI):
             save_config_callback=MLflowSaveConfig,
             save_config_kwargs={"overwrite": True},
             auto_configure_optimizers=False,
+            parser_kwargs={
+                "exit_on_error": exit_on_error,
+                "description": "wmtp fit|validate|test|predict (LightningCLI); wmtp compare --help: "
+                "the three experiments as one controlled comparison",
+            },
             args=args,
             run=run,
         )
@@ -126,9 +131,16 @@ def _undouble(line: str) -> str:
 
 
 def entrypoint() -> None:
-    """The `wmtp` console script: errors as one line, tracebacks only with --debug / WMTP_DEBUG=1."""
+    """The `wmtp` console script: errors as one line, tracebacks only with --debug / WMTP_DEBUG=1.
+
+    `wmtp compare ...` runs the comparison (its own one-line errors); anything else is LightningCLI.
+    """
     from jsonargparse import ArgumentError
 
+    if sys.argv[1:2] == ["compare"]:
+        from wmtp_lightning.compare.command import main as compare
+
+        raise SystemExit(compare(sys.argv[2:]))
     argv = sys.argv[1:]
     debug = "--debug" in argv or os.environ.get("WMTP_DEBUG", "") not in ("", "0")
     sys.argv = [sys.argv[0], *(a for a in argv if a != "--debug")]

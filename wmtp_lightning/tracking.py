@@ -6,7 +6,8 @@
   helpers callbacks use to log files and figures (`log_artifact`, `log_artifacts`, `log_figure`);
   they are no-ops when the run has no MLflow logger and only rank 0 logs;
 - reading runs back: `client_for`, `find_runs`, `export_run` (used by
-  `scripts/export_mlflow_artifacts.py`) and `metric_history` (used by the analysis notebook).
+  `scripts/export_mlflow_artifacts.py`), `run_location` and `metric_history` (used by the analysis
+  notebook and `wmtp compare`).
 """
 
 from __future__ import annotations
@@ -158,6 +159,15 @@ def client_for(uri: str, timeout_s: float = 5.0) -> Any:
     import mlflow
 
     return mlflow.MlflowClient(uri)
+
+
+def run_location(trainer: pl.Trainer) -> tuple[str, str] | None:
+    """(tracking URI, run id) of the trainer's MLflow run on rank 0 (None elsewhere or without one).
+
+    What a caller needs to read the run back (`metric_history`) after `fit` / `test` returned.
+    """
+    mlf = _rank_zero_logger(trainer)
+    return None if mlf is None else (mlf.experiment.tracking_uri, mlf.run_id)
 
 
 def metric_history(tracking_uri: str, run_id: str, prefix: str = "train/") -> dict[str, list[tuple[int, float]]]:

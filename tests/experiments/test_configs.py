@@ -8,6 +8,7 @@ import pytest
 import yaml
 
 from wmtp_lightning.cli import main
+from wmtp_lightning.compare.design import COMPARED, check_controlled, flatten, outside_allow_list
 from wmtp_lightning.models import load_bundle
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -178,56 +179,20 @@ def test_one_seed_drives_init_and_data(tmp_path, tiny_bundle, local_dataset, mic
 
 
 # ----------------------------------------------------------------------------- one controlled experiment
-COMPARED = {"baseline": "baseline.yaml", "verifiable": "verifiable.yaml", "rho1": "rho1.yaml"}
-# What may differ between the compared experiments: the model class and its own weighting keys, and
-# how training lines are sampled. Everything else (trainer, budget, optimizer, schedule, shared model
-# options, validation data, seed) must be identical.
-ALLOWED = (
-    "model.class_path",
-    "data.init_args.sampling",
-    "data.init_args.correct_ratio",
-    "data.init_args.bins",
-    "data.init_args.difficulty_schedule",
-    "data.init_args.difficulty_range",
-    "data.init_args.difficulty_field",
-)
-
-
-def flatten(d: object, prefix: str = "") -> dict[str, object]:
-    if isinstance(d, dict):
-        return {k: v for key, val in d.items() for k, v in flatten(val, f"{prefix}{key}.").items()}
-    return {prefix.rstrip("."): d}
-
-
-def shared_module_keys() -> set[str]:
-    import inspect
-
-    from wmtp_lightning.experiments import MTPModule
-
-    return {f"model.init_args.{p}" for p in inspect.signature(MTPModule.__init__).parameters if p != "self"}
+# The allow-list and its check live in the package (`wmtp compare` refuses an uncontrolled comparison
+# with the same logic): model class + its own weighting options, training sampling; nothing else.
 
 
 @pytest.mark.parametrize("overlays", [(), ("local.yaml",), ("vessl.yaml",)])
 def test_compared_experiments_differ_only_in_their_weighting(overlays):
     resolved = {}
-    for name, cfg in COMPARED.items():
+    for name in COMPARED:
         extra = ("local_rho1.yaml",) if name == "rho1" and overlays == ("local.yaml",) else ()
-        resolved[name] = flatten(yaml.safe_load(parse(cfg, *overlays, *extra)))
-    shared = shared_module_keys()
-    base = resolved["baseline"]
-    for name, cfg in resolved.items():
-        keys = set(base) | set(cfg)
-        differ = sorted(k for k in keys if base.get(k, "<absent>") != cfg.get(k, "<absent>"))
-        own = {
-            k
-            for k in differ
-            if k.startswith("model.init_args.") and k.split(".")[2] not in {s.split(".")[2] for s in shared}
-        }
-        bad = [k for k in differ if k not in own and not k.startswith(ALLOWED)]
-        assert not bad, (
-            f"{name} differs from baseline outside the allow-list: {[(k, base.get(k), cfg.get(k)) for k in bad]}"
-        )
+        resolved[name] = flatten(yaml.safe_load(parse(f"{name}.yaml", *overlays, *extra)))
+    bad = outside_allow_list(resolved)
+    assert not bad, f"differences outside the allow-list: {bad}"
+    check_controlled(resolved)  # what `wmtp compare` runs before training: silent here
     # the shared pieces really are shared, not merely equal by accident
-    for cfg in COMPARED.values():
-        text = (ROOT / "configs" / cfg).read_text()
-        assert "optimizer: common/optim.yaml" in text and "lr_scheduler: common/schedule.yaml" in text, cfg
+    for name in COMPARED:
+        text = (ROOT / "configs" / f"{name}.yaml").read_text()
+        assert "optimizer: common/optim.yaml" in text and "lr_scheduler: common/schedule.yaml" in text, name

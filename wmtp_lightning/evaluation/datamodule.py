@@ -9,9 +9,31 @@ from pathlib import Path
 from typing import Any, Literal
 
 import lightning.pytorch as pl
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, DistributedSampler
 
 from wmtp_lightning.evaluation.benchmarks import Problem, load_benchmark
+
+
+class ShardSampler(DistributedSampler):
+    """This rank's problems, in order, each once.
+
+    A `DistributedSampler` by type only: the problems are already the rank's share, and Lightning
+    leaves such a sampler alone instead of wrapping the loader in its own distributed sampler, which
+    would shard the share again and pad it with repeated problems. (`DistributedSampler.__init__` is
+    not called: it would ask the process group for the rank.)
+    """
+
+    def __init__(self, n: int):
+        self.n = n
+
+    def __iter__(self):
+        return iter(range(self.n))
+
+    def __len__(self) -> int:
+        return self.n
+
+    def set_epoch(self, epoch: int) -> None:
+        """Nothing to reshuffle."""
 
 
 class EvalDataModule(pl.LightningDataModule):
@@ -59,7 +81,8 @@ class EvalDataModule(pl.LightningDataModule):
         return batch  # a list of Problems: nothing to move, tokens are made on the model's device
 
     def _loader(self) -> DataLoader:
-        return DataLoader(self.problems, batch_size=self.hparams.batch_size, shuffle=False, collate_fn=list)
+        sampler = ShardSampler(len(self.problems))
+        return DataLoader(self.problems, batch_size=self.hparams.batch_size, sampler=sampler, collate_fn=list)
 
     def test_dataloader(self) -> DataLoader:
         return self._loader()

@@ -10,11 +10,12 @@ from matplotlib.figure import Figure
 
 
 def weight_histogram(groups: dict[str, np.ndarray], title: str = "token weights", bins: int = 40) -> Figure:
-    """Overlaid histograms, e.g. {"correct": w_c, "incorrect": w_i}."""
+    """Overlaid histograms, e.g. {"correct": w_c, "incorrect": w_i}, on shared bins (so bar heights compare)."""
     fig, ax = plt.subplots(figsize=(6, 3.5))
-    for name, values in groups.items():
-        if len(values):
-            ax.hist(np.asarray(values, dtype=float), bins=bins, alpha=0.55, label=f"{name} (n={len(values)})")
+    filled = {name: np.asarray(v, dtype=float) for name, v in groups.items() if len(v)}
+    edges = np.histogram_bin_edges(np.concatenate(list(filled.values())), bins=bins) if filled else bins
+    for name, values in filled.items():
+        ax.hist(values, bins=edges, alpha=0.55, label=f"{name} (n={len(values)})")
     ax.set_xlabel("weight")
     ax.set_ylabel("tokens")
     ax.set_title(title)
@@ -66,4 +67,33 @@ def token_heatmap(
             ax.add_patch(plt.Rectangle((col, row - 0.45), len(text), 0.9, color=shade, linewidth=0))
             ax.text(col, row, text, fontsize=8, family="monospace", va="center")
             col += len(text)
+    return fig
+
+
+def metric_curves(
+    runs: dict[str, dict[str, Sequence[tuple[int, float]]]],
+    keys: Sequence[str] = ("train/loss", "val/ce_head1"),
+    title: str = "",
+) -> Figure:
+    """Metric histories of several runs on one axis: one colour per run, one line style per metric.
+
+    runs: {run name: {metric: [(step, value), ...]}} (e.g. `tracking.metric_history`); a metric a
+    run did not log is left out of the figure.
+    """
+    styles = [("-", None), ("--", "o"), (":", "s"), ("-.", "^")]
+    fig, ax = plt.subplots(figsize=(7, 4))
+    for i, (name, history) in enumerate(runs.items()):
+        color = f"C{i}"
+        for (line, marker), key in zip(styles, keys):
+            points = history.get(key) or []
+            if points:
+                steps, values = zip(*points)
+                ax.plot(steps, values, line, marker=marker, color=color, label=f"{name} {key}", markersize=4)
+    ax.set_xlabel("optimizer step")
+    ax.set_ylabel(" / ".join(keys))
+    if title:
+        ax.set_title(title)
+    ax.legend(fontsize=7)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
     return fig
