@@ -81,16 +81,34 @@ def test_an_overlay_that_does_not_parse_names_the_key(capsys, tmp_path):
     assert code == 1 and "max_stps" in line and line.count("\n") == 0
 
 
-def test_a_failed_run_is_named_and_no_report_is_written(capsys, tmp_path):
-    missing = write_yaml(tmp_path / "nodata.yaml", {"data": {"init_args": {"data_dir": str(tmp_path / "no-data")}}})
+def test_a_failed_run_is_named_and_no_report_is_written(
+    capsys, tmp_path, tiny_bundle, tiny_ref_bundle, micro_tokenizer_path
+):
+    # Real bundles and tokenizer (not storage/, which a clean checkout lacks): the missing dataset is what fails.
+    models = {"model": {"init_args": {"model": str(tiny_bundle)}}}
+    ref = write_yaml(tmp_path / "ref.yaml", {"model": {"init_args": {"reference": str(tiny_ref_bundle)}}})
+    missing = write_yaml(
+        tmp_path / "nodata.yaml",
+        {
+            **models,
+            "data": {"init_args": {"data_dir": str(tmp_path / "no-data"), "tokenizer": str(micro_tokenizer_path)}},
+        },
+    )
     out = tmp_path / "out"
-    code, line = compare(capsys, *LOCAL, "--overlay", missing, "--out", str(out))
+    code, line = compare(capsys, *LOCAL, "--overlay", missing, "--overlay", ref, "--out", str(out))
     assert code == 1
     assert (
         line
         == f"wmtp compare: run 'before' failed: {tmp_path / 'no-data'}: dataset directory not found (make it with scripts/setup_datasets.py)"
     )
     assert not (out / "report").exists() and not (out / "report.partial").exists()
+
+
+def test_a_missing_model_bundle_is_one_line(capsys, tmp_path):
+    gone = write_yaml(tmp_path / "gone.yaml", {"model": {"init_args": {"model": str(tmp_path / "no-model")}}})
+    code, line = compare(capsys, *LOCAL, "--overlay", gone, "--out", str(tmp_path / "out"))
+    assert code == 1
+    assert line.startswith(f"wmtp compare: run 'before' failed: model bundle not found: {tmp_path / 'no-model'} (make")
 
 
 # ----------------------------------------------------------------------------- real runs (slow)

@@ -23,6 +23,7 @@ import torch
 from torchmetrics import Metric
 from torchmetrics.utilities import dim_zero_cat
 
+from wmtp_lightning.errors import MissingInput
 from wmtp_lightning.evaluation.benchmarks import Problem
 from wmtp_lightning.evaluation.datamodule import EvalDataModule
 from wmtp_lightning.evaluation.generation import (
@@ -110,7 +111,7 @@ class EvalMTP(pl.LightningModule):
     ):
         super().__init__()
         if not Path(model).is_dir():
-            raise FileNotFoundError(
+            raise MissingInput(
                 f"model bundle not found: {model} (make it with scripts/prepare_local_small_model.py "
                 "or scripts/convert_checkpoint.py, or point at a run's export/ folder)"
             )

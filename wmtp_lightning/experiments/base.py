@@ -21,6 +21,7 @@ import torch
 from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from torch import nn
 
+from wmtp_lightning.errors import MissingInput
 from wmtp_lightning.experiments.schedule import WarmupCosine
 from wmtp_lightning.experiments.sums import RunningSums
 from wmtp_lightning.models.bundle import load_bundle, read_params
@@ -137,7 +138,7 @@ class MTPModule(pl.LightningModule):
         if (model is None) == (preset is None):
             raise ValueError("give exactly one of model (a bundle path) or preset (a ModelArgs preset name)")
         if model is not None and not Path(model).is_dir():
-            raise FileNotFoundError(
+            raise MissingInput(
                 f"model bundle not found: {model} (make it with scripts/prepare_local_small_model.py "
                 "or scripts/convert_checkpoint.py)"
             )

@@ -8,6 +8,7 @@ from typing import Any, Literal
 
 import torch
 
+from wmtp_lightning.errors import MissingInput
 from wmtp_lightning.experiments.base import MTPModule, StepNorm, Weights
 from wmtp_lightning.io import sha256_file
 from wmtp_lightning.models.bundle import TOKENIZER, load_bundle, read_params
@@ -60,7 +61,7 @@ class Rho1MTP(MTPModule):
         if reference is None:
             raise ValueError("Rho1MTP needs model.init_args.reference: the bundle of a frozen reference model")
         if not Path(reference).is_dir():
-            raise FileNotFoundError(f"reference model bundle not found: {reference}")
+            raise MissingInput(f"reference model bundle not found: {reference}")
         if not 0.0 < ratio <= 1.0:
             raise ValueError(f"ratio must be in (0, 1], got {ratio}")
         ref_args = read_params(Path(reference) / "configs" / "params.json")

@@ -20,6 +20,7 @@ from typing import Any
 import torch
 from safetensors import SafetensorError, safe_open
 
+from wmtp_lightning.errors import MissingInput
 from wmtp_lightning.io import read_json, sha256_file, write_json, write_safetensors_streaming
 from wmtp_lightning.models.tokenizer import Tokenizer
 from wmtp_lightning.models.transformer import ModelArgs, Transformer
@@ -157,13 +158,13 @@ def read_metadata(bundle_dir: str | Path, verify: bool = True) -> dict[str, Any]
     """Read metadata.json; with `verify`, check each listed file exists and its sha256 matches."""
     root = Path(bundle_dir)
     if not root.is_dir():
-        raise FileNotFoundError(
+        raise MissingInput(
             f"model bundle not found: {root} (make one with scripts/convert_checkpoint.py "
             "or scripts/prepare_local_small_model.py)"
         )
     meta_path = root / METADATA
     if not meta_path.is_file():
-        raise FileNotFoundError(f"{meta_path}: missing; the bundle is incomplete (interrupted write?)")
+        raise MissingInput(f"{meta_path}: missing; the bundle is incomplete (interrupted write?)")
     meta = read_json(meta_path)
     if meta.get("format_version") != FORMAT_VERSION:
         raise ValueError(f"{meta_path}: format_version {meta.get('format_version')!r}, expected {FORMAT_VERSION}")
@@ -176,7 +177,7 @@ def read_metadata(bundle_dir: str | Path, verify: bool = True) -> dict[str, Any]
         for rel, digest in meta["files"].items():
             path = root / rel
             if not path.is_file():
-                raise FileNotFoundError(f"{path}: listed in {meta_path} but missing")
+                raise MissingInput(f"{path}: listed in {meta_path} but missing")
             actual = sha256_file(path)
             if actual != digest:
                 raise ValueError(
@@ -223,7 +224,7 @@ def bundle_tokenizer(bundle_dir: str | Path, args: ModelArgs | None = None) -> T
     root = Path(bundle_dir)
     path = root / TOKENIZER
     if not path.is_file():
-        raise FileNotFoundError(f"{path}: bundle has no tokenizer")
+        raise MissingInput(f"{path}: bundle has no tokenizer")
     tok = Tokenizer(path)
     args = args or read_params(root / PARAMS)
     if tok.vocab_size != args.vocab_size:
