@@ -12,7 +12,7 @@ from lightning.pytorch.cli import SaveConfigCallback
 from lightning.pytorch.loggers import MLFlowLogger
 
 from wmtp_lightning.experiments.plots import token_heatmap, weight_histogram
-from wmtp_lightning.models.bundle import TOKENIZER, save_bundle
+from wmtp_lightning.models.bundle import save_bundle, tokenizer_path
 from wmtp_lightning.models.transformer import Transformer
 
 log = logging.getLogger(__name__)
@@ -56,7 +56,7 @@ class ExportBundle(pl.Callback):
             model = Transformer(pl_module.args)
         model.load_state_dict(state, assign=True)
         src = pl_module.hparams.get("model")
-        tokenizer = Path(src) / TOKENIZER if src and (Path(src) / TOKENIZER).is_file() else None
+        tokenizer = tokenizer_path(src) if src else None
         save_bundle(
             model,
             out,
