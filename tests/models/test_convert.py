@@ -12,6 +12,7 @@ import pytest
 import torch
 import transformers
 
+from wmtp_lightning.evaluation.benchmarks import load_humaneval
 from wmtp_lightning.models import ModelArgs, Transformer, bundle_tokenizer, load_bundle, read_metadata
 from wmtp_lightning.models.convert import (
     convert_bundle,
@@ -27,7 +28,7 @@ from wmtp_lightning.models.convert import (
 )
 from wmtp_lightning.models.transformer import llama3_scale_freqs, precompute_freqs_cis
 
-from ..conftest import load_script
+from ..conftest import HUMANEVAL, load_script, require
 
 SCALING_FIELDS = ("rope_scaling_factor", "rope_low_freq_factor", "rope_high_freq_factor", "rope_original_max_seq_len")
 
@@ -314,3 +315,35 @@ def test_meta_shape_mismatch_is_reported(tmp_path):
     )
     with pytest.raises(ValueError, match=r"layers.0.attention.wk.weight: got \(32, 64\), expected \(64, 64\)"):
         convert_meta(src, tmp_path / "out")
+
+
+@pytest.mark.slow
+def test_smollm2_from_gguf_matches_transformers(smollm2_bundle, smollm2_hf):
+    """The real model: the bundle made from the GGUF reproduces transformers' logits on HumanEval prompts."""
+    meta = read_metadata(smollm2_bundle)
+    assert meta["source"]["format"] == "gguf" and "tokenizer/tokenizer.json" in meta["files"]
+    ours = load_bundle(smollm2_bundle).eval()
+    tok = bundle_tokenizer(smollm2_bundle)
+    assert (ours.args.n_layers, ours.args.dim, ours.args.kv_heads, ours.args.rope_theta) == (30, 576, 3, 1e5)
+    assert (tok.eos_id, tok.eos_ids, tok.add_bos) == (2, {2}, False)
+    worst = 0.0
+    for p in load_humaneval(require(HUMANEVAL))[:3]:
+        x = torch.tensor([tok.encode(p.prompt("alpaca"), bos=True)])
+        with torch.no_grad():
+            want, got = _hf_logits(smollm2_hf, x), ours(x)
+        torch.testing.assert_close(got, want, atol=1e-4, rtol=1e-4)
+        worst = max(worst, float((got - want).abs().max()))
+    print(f"SmolLM2 bundle vs transformers: max |logit difference| {worst:.2e}")
+
+
+@pytest.mark.slow
+def test_smollm2_ntp_to_mtp_head_one_is_exact(tmp_path, smollm2_bundle):
+    main = load_script("convert_checkpoint")["main"]
+    dst = tmp_path / "smollm2-mtp4"
+    main(["--format", "bundle", "--src", str(smollm2_bundle), "--dst", str(dst), "--n-future-tokens", "4"])
+    ntp, mtp = load_bundle(smollm2_bundle).eval(), load_bundle(dst).eval()
+    assert (mtp.args.n_trunk_layers, mtp.args.n_future_tokens) == (29, 4)
+    assert bundle_tokenizer(dst).path.name == "tokenizer.json"
+    x = torch.tensor([bundle_tokenizer(dst).encode("def fibonacci(n):\n    ", bos=True)])
+    with torch.no_grad():
+        assert torch.equal(mtp(x), ntp(x))
