@@ -265,6 +265,8 @@ def test_ntp_to_mtp_head_one_is_the_source_model_exactly(tmp_path, hf_tokenizer_
     assert all(torch.equal(heads[:, :, k], heads[:, :, 0]) for k in range(4))
     again = load_bundle(convert_bundle(tmp_path / "ntp", tmp_path / "mtp2", n_future_tokens=4)).eval()
     assert torch.equal(again(x, return_all_heads=True), heads)
+    with pytest.raises(ValueError, match="the destination is the source bundle"):
+        convert_bundle(tmp_path / "ntp", tmp_path / "ntp", n_future_tokens=4)
 
 
 def test_convert_script_errors_are_one_line(tmp_path, capsys):

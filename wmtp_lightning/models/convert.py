@@ -436,6 +436,8 @@ def convert_bundle(
 ) -> Path:
     """A bundle -> another bundle (a dtype cast, or NTP -> MTP heads), tokenizer included."""
     src = Path(src)
+    if src.resolve() == Path(dst).resolve():
+        raise ValueError(f"{dst}: the destination is the source bundle; write to another folder")
     read_metadata(src)
     args = read_params(src / PARAMS)
     shard = _Shard(src / WEIGHTS)

@@ -98,7 +98,7 @@ class Tokenizer:
 
     @property
     def kind(self) -> str:
-        """ "sentencepiece" or "huggingface"."""
+        """The backend: sentencepiece or huggingface."""
         return self._backend.kind
 
     def encode(self, text: str, bos: bool = False, eos: bool = False) -> list[int]:
