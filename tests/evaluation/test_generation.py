@@ -112,22 +112,27 @@ def test_apply_end_rules():
 def test_greedy_is_token_for_token_transformers_on_humaneval(smollm2_bundle, smollm2_hf):
     """The first 20 HumanEval problems, Alpaca prompts (as `wmtp test` sends them), 128 new tokens:
     the project's batched, left-padded, KV-cached greedy completions (with the problems' stop
-    sequences) equal transformers' greedy `generate` run on each prompt alone, cut by the same rule."""
+    sequences) equal transformers' greedy `generate` on the same left-padded batch (attention
+    mask, same end ids), cut by the same end rule. bench/generation_vs_hf.py also compares with
+    transformers run one prompt at a time."""
     model, tok = load_bundle(smollm2_bundle).eval(), bundle_tokenizer(smollm2_bundle)
     problems = load_humaneval(require(HUMANEVAL))[:20]
     stop = tuple(problems[0].stop("alpaca"))
     prompts = [p.prompt("alpaca") for p in problems]
     gens = [g[0] for g in generate(model, tok, prompts, GenerationConfig(max_new_tokens=128, stop=stop))]
-    for p, prompt, g in zip(problems, prompts, gens):
-        ids = torch.tensor([tok.encode(prompt, bos=True)])
-        with torch.no_grad():
-            ref = smollm2_hf.generate(
-                ids,
-                attention_mask=torch.ones_like(ids),
-                max_new_tokens=128,
-                do_sample=False,
-                eos_token_id=sorted(tok.eos_ids),
-                pad_token_id=tok.pad_id,
-            )[0, ids.shape[1] :].tolist()
-        assert (g.tokens, g.finish_reason) == apply_end_rules(tok, ref, stop), p.task_id
+    encoded = [tok.encode(p, bos=True) for p in prompts]
+    P = max(map(len, encoded))
+    ids = torch.tensor([[tok.pad_id] * (P - len(e)) + e for e in encoded])
+    mask = torch.tensor([[0] * (P - len(e)) + [1] * len(e) for e in encoded])
+    with torch.no_grad():
+        ref = smollm2_hf.generate(
+            ids,
+            attention_mask=mask,
+            max_new_tokens=128,
+            do_sample=False,
+            eos_token_id=sorted(tok.eos_ids),
+            pad_token_id=tok.pad_id,
+        )[:, P:].tolist()
+    for p, g, r in zip(problems, gens, ref):
+        assert (g.tokens, g.finish_reason) == apply_end_rules(tok, r, stop), p.task_id
     assert {g.finish_reason for g in gens} != {"length"}  # the end rules were exercised
