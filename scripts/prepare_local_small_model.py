@@ -25,7 +25,7 @@ import tempfile
 from pathlib import Path
 
 from wmtp_lightning.data.local_problems import corpus_text
-from wmtp_lightning.models.bundle import bundle_tokenizer, load_bundle, save_bundle
+from wmtp_lightning.models.bundle import bundle_tokenizer, load_bundle, save_bundle, tokenizer_path
 from wmtp_lightning.models.micro import from_scratch, micro_args, slice_model
 from wmtp_lightning.models.tokenizer import Tokenizer, train_sentencepiece
 
@@ -79,7 +79,7 @@ def main(argv: list[str] | None = None) -> list[Path]:
             "trunk_layers": layers,
             "dim": args.dim,
         }
-        out = _save(models, dst, src / "tokenizer" / "tokenizer.model", args.dtype, source, extra)
+        out = _save(models, dst, tokenizer_path(src), args.dtype, source, extra)
     for path in out:
         print(f"wrote {path}")
     return out

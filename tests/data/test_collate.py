@@ -1,4 +1,5 @@
-"""Template, loss masking and padding, checked with the real LLaMA tokenizer."""
+"""Template, loss masking and padding, checked with the real LLaMA (SentencePiece) and SmolLM2
+(byte-level BPE tokenizer.json) tokenizers."""
 
 from __future__ import annotations
 
@@ -8,7 +9,10 @@ import torch
 from wmtp_lightning.data.collate import IGNORE_INDEX, MTPCollator, kept_lengths, tokenize_example
 from wmtp_lightning.data.local_problems import load_local_problems
 from wmtp_lightning.data.template import build_prompt
+from wmtp_lightning.evaluation.benchmarks import load_humaneval
 from wmtp_lightning.models.tokenizer import Tokenizer
+
+from ..conftest import HUMANEVAL, require
 
 
 def item(instruction="Add two numbers.", inp="Example 1\nInput:\n1 2\nOutput:\n3", out="print(1 + 2)", ok=True, line=0):
@@ -37,6 +41,42 @@ def test_prompt_response_boundary_is_exact_with_llama(llama_tokenizer_path):
             assert not merged, p["name"]
             assert ids[:n_prompt] == tok.encode(build_prompt(p["description"], ""), bos=True)
             assert tok.decode(ids[n_prompt:-1]) == code and ids[-1] == tok.eos_id
+
+
+def _responses():
+    """Local solutions, and HumanEval bodies: indented, so they start with whitespace after the
+    template's final newline (the case a byte-level BPE merges across), also after a blank line."""
+    for p in load_local_problems():
+        for code in p["solutions"]["solution"] + p["incorrect_solutions"]["solution"]:
+            yield p["description"], code
+    for p in load_humaneval(require(HUMANEVAL))[:40]:
+        yield p.instruction, p.reference
+        yield p.instruction, "\n" + p.reference
+        yield p.instruction, "\t" + p.reference.lstrip()
+
+
+def test_boundary_is_exact_with_llama_for_responses_starting_with_whitespace(llama_tokenizer_path):
+    tok = Tokenizer(llama_tokenizer_path)
+    for instruction, code in _responses():
+        ids, n_prompt, merged = tokenize_example(tok, instruction, "", code)
+        prompt = build_prompt(instruction, "")
+        assert not merged and ids[:n_prompt] == tok.encode(prompt, bos=True)
+        assert tok.decode(ids) == prompt + code and ids[-1] == tok.eos_id
+
+
+def test_boundary_is_exact_with_smollm2_by_concatenation(smollm2_tokenizer_dir):
+    tok = Tokenizer(smollm2_tokenizer_dir)
+    assert not tok.adds_prefix_space and not tok.add_bos
+    merges_in_full_text = 0
+    for instruction, code in _responses():
+        prompt = build_prompt(instruction, "")
+        ids, n_prompt, merged = tokenize_example(tok, instruction, "", code)
+        assert not merged and ids[:n_prompt] == tok.encode(prompt, bos=True)
+        assert ids[n_prompt:] == [*tok.encode(code), tok.eos_id]  # what generation after the prompt produces
+        assert tok.decode(ids) == prompt + code
+        merges_in_full_text += tok.encode(prompt + code)[:n_prompt] != ids[:n_prompt]
+    # Why the two are tokenized apart: the full text merges "\n" with the response's indentation.
+    assert merges_in_full_text >= 40
 
 
 def test_labels_mask_prompt_header_and_padding(llama_tokenizer_path):

@@ -11,7 +11,7 @@ from safetensors.torch import load_file, save_file
 
 from wmtp_lightning.io import write_safetensors_streaming
 from wmtp_lightning.models import ModelArgs, Transformer, bundle_tokenizer, load_bundle, read_metadata, save_bundle
-from wmtp_lightning.models.bundle import METADATA, PARAMS, WEIGHTS
+from wmtp_lightning.models.bundle import METADATA, PARAMS, WEIGHTS, tokenizer_path
 
 
 @pytest.fixture
@@ -105,14 +105,37 @@ def test_incomplete_or_missing_bundle(tmp_path, model):
         load_bundle(out)
 
 
-def test_tokenizer_vocab_must_match(tmp_path, llama_tokenizer_path):
+def test_tokenizer_vocab_must_fit_the_model(tmp_path, llama_tokenizer_path):
     small = Transformer(ModelArgs.from_name("tiny"))
-    with pytest.raises(ValueError, match="tokenizer vocab size 32000 != model vocab_size 256"):
+    with pytest.raises(ValueError, match="tokenizer vocab size 32000 > model vocab_size 256"):
         save_bundle(small, tmp_path / "b", tokenizer=llama_tokenizer_path)
     with torch.device("meta"):
         big = Transformer(ModelArgs.from_name("tiny", vocab_size=32000))
     big = big.to_empty(device="cpu")
     out = save_bundle(big, tmp_path / "c", tokenizer=llama_tokenizer_path)
     assert bundle_tokenizer(out).vocab_size == 32000
-    with pytest.raises(ValueError, match="tokenizer vocab size 32000 != model vocab_size 256"):
+    with pytest.raises(ValueError, match="tokenizer vocab size 32000 > model vocab_size 256"):
         bundle_tokenizer(out, ModelArgs.from_name("tiny"))
+    padded = ModelArgs.from_name("tiny", vocab_size=32064)  # embedding rows padded past the tokenizer: fine
+    assert bundle_tokenizer(out, padded).vocab_size == 32000
+
+
+def test_bundles_carry_either_tokenizer_and_no_stale_one(tmp_path, llama_tokenizer_path, hf_tokenizer_dir):
+    model = Transformer(ModelArgs.from_name("tiny", vocab_size=32000))
+    out = save_bundle(model, tmp_path / "b", tokenizer=llama_tokenizer_path)
+    assert tokenizer_path(out) == out / "tokenizer" / "tokenizer.model"
+    out = save_bundle(model, tmp_path / "b", tokenizer=hf_tokenizer_dir)  # a folder: file + companions
+    names = ["tokenizer.json", "tokenizer_config.json", "generation_config.json"]
+    assert sorted(p.name for p in (out / "tokenizer").iterdir()) == sorted(names)  # tokenizer.model is gone
+    assert {f for f in read_metadata(out)["files"] if f.startswith("tokenizer/")} == {f"tokenizer/{n}" for n in names}
+    tok = bundle_tokenizer(out)
+    assert tok.path == tokenizer_path(out) == out / "tokenizer" / "tokenizer.json"
+    assert (tok.eos_id, tok.eos_ids, tok.pad_id) == (2, {2, 0}, 2)  # the companions came along
+    save_bundle(model, tmp_path / "c", tokenizer=tok.path)  # a bundle's tokenizer file copies its companions too
+    assert bundle_tokenizer(tmp_path / "c").eos_ids == {2, 0}
+    (out / "tokenizer" / "generation_config.json").write_text("{}")
+    with pytest.raises(ValueError, match=r"generation_config.json: sha256 .* does not match"):
+        read_metadata(out)
+    assert tokenizer_path(save_bundle(model, tmp_path / "d")) is None
+    with pytest.raises(FileNotFoundError, match="bundle has no tokenizer"):
+        bundle_tokenizer(tmp_path / "d")

@@ -5,10 +5,19 @@ A row is `[BOS] prompt response [EOS]`, where the prompt is the instruction, the
 token id on the response and EOS: only the solution is learned, and EOS is its last target, so
 the terminal TD error lands on EOS.
 
-The boundary is found by tokenizing the prompt alone and the full text, then checking the
-prompt's ids are a prefix of the full text's (SentencePiece can merge pieces across a
-boundary; the template ends with a newline so with LLaMA's tokenizer it never does). If a
-tokenizer did merge, the shared prefix is used and the event is counted in `boundary_merges`.
+The boundary is exact for both tokenizer kinds, by two routes:
+  - Tokenizers that encode a fragment as is (byte-level BPE: SmolLM2, Llama 3, GPT-2 style):
+    prompt and response are tokenized separately and concatenated. Tokenizing the full text
+    would merge across the boundary whenever the response starts with whitespace (the template
+    ends with "\n"; SmolLM2 makes "\n" + "    for" into 'ĊĠĠĠ' + 'Ġfor': 492 of 656 HumanEval
+    responses tried), and such a merged token can never be generated after the prompt anyway:
+    the concatenation is exactly the token sequence generation produces.
+  - Tokenizers that prepend a space to a fragment (SentencePiece's dummy prefix: LLaMA, and
+    Metaspace tokenizer.json files): the response cannot be tokenized alone without gaining a
+    space, so the full text is tokenized and the prompt's ids must be its prefix. The template
+    ends with a newline, a byte piece LLaMA never merges with what follows (tested on real
+    data); if a tokenizer did merge, the shared prefix is used and the event is counted in
+    `boundary_merges`.
 """
 
 from __future__ import annotations
@@ -33,6 +42,10 @@ def tokenize_example(tokenizer: Tokenizer, instruction: str, input: str, output:
     tokenizer merged pieces across the prompt/response boundary (the shared prefix was used).
     """
     prompt = build_prompt(instruction, input)
+    if not tokenizer.adds_prefix_space:
+        prompt_ids, response_ids = tokenizer.encode_batch([prompt, output])
+        head = tokenizer.encode("", bos=True)  # BOS, where the tokenizer starts sequences with one
+        return [*head, *prompt_ids, *response_ids, tokenizer.eos_id], len(head) + len(prompt_ids), False
     prompt_ids = tokenizer.encode(prompt, bos=True)
     full_ids = tokenizer.encode(prompt + output, bos=True, eos=True)
     n = len(prompt_ids)

@@ -89,7 +89,7 @@ class WMTPDataModule(pl.LightningDataModule):
 
     Args:
         data_dir: dataset root (with `processed/`) or the processed folder itself.
-        tokenizer: SentencePiece model of the policy (must match its vocabulary and the index).
+        tokenizer: the policy's tokenizer: a bundle's `tokenizer/` folder, or a tokenizer.model / tokenizer.json.
         sampling: "correct" (baseline, Rho-1), "balanced" (critic stage 1), "curriculum" (stage 2),
             or "all" (every line, shuffled).
         n_samples: training lines to select. None (default) derives it from the run (above); an

@@ -1,8 +1,9 @@
 """Batched generation with the KV cache, and self-speculative decoding with the MTP heads (DESIGN §6).
 
 `generate` left-pads a batch of prompts (a key-padding mask keeps padding out of attention;
-RoPE is relative, so a shifted row gives the same result), then decodes with head 1: greedy,
-or temperature / top-p sampling from a seeded generator, until EOS, a stop sequence or
+RoPE is relative, so a shifted row gives the same result up to float rounding), then decodes
+with head 1: greedy, or temperature / top-p sampling from a seeded generator, until an end id
+(`Tokenizer.eos_ids`: EOS and, e.g., chat-template end tokens), a stop sequence or
 `max_new_tokens`.
 
 `speculative_generate` (greedy, one prompt) uses the MTP heads as a draft model (Gloeckle et al.
@@ -17,13 +18,13 @@ overwritten by the next pass.
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 
 import torch
 
 from wmtp_lightning.models.tokenizer import Tokenizer
-from wmtp_lightning.models.transformer import Transformer
+from wmtp_lightning.models.transformer import KVCache, Transformer
 
 
 @dataclass(frozen=True)
@@ -90,11 +91,63 @@ def sample_next(logits: torch.Tensor, temperature: float, top_p: float, gen: tor
     return torch.multinomial(probs.cpu(), 1, generator=gen).squeeze(-1).to(logits.device)
 
 
+def end_step(tokenizer: Tokenizer, out: list[int], token: int, stop: Sequence[str]) -> str | None:
+    """`generate`'s end rule for one new token: "eos" (an end id, not kept), "stop" (a stop
+    sequence now appears in the last 64 tokens' text; the token is kept, the text is cut later)
+    or None (kept, go on). Appends the token to `out` unless it is an end id."""
+    if token in tokenizer.eos_ids:
+        return "eos"
+    out.append(token)
+    if stop and cut_at_stop(tokenizer.decode(out[-64:]), stop)[1]:
+        return "stop"
+    return None
+
+
+def apply_end_rules(tokenizer: Tokenizer, ids: Sequence[int], stop: Sequence[str]) -> tuple[list[int], str]:
+    """The tokens `generate` would keep from a whole token stream (e.g. another implementation's
+    greedy output), and its finish reason: the same end rule, token by token."""
+    out: list[int] = []
+    for t in ids:
+        reason = end_step(tokenizer, out, int(t), stop)
+        if reason is not None:
+            return out, reason
+    return out, "length"
+
+
+def stop_set(eos: int | Collection[int] | None) -> frozenset[int]:
+    """The ids that end a generation, from one id, a collection (`Tokenizer.eos_ids`) or None."""
+    if eos is None:
+        return frozenset()
+    return frozenset({eos} if isinstance(eos, int) else eos)
+
+
+def next_logits(
+    model: Transformer,
+    tokens: torch.Tensor,
+    start_pos: int = 0,
+    cache: KVCache | None = None,
+    key_padding: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """Head 1's logits (B, V) after the last of `tokens` (B, T).
+
+    Only the last position is unembedded: a prefill of B prompts of P tokens would otherwise
+    make a (B, P, V) float32 tensor (20 × 200 × 49152 = 0.8 GB for SmolLM2) that is thrown away.
+    """
+    h, freqs, mask = model.trunk(tokens, start_pos, cache, key_padding)
+    return model.unembed(model.head_hidden(1, h, freqs, start_pos, cache, mask)[:, -1])
+
+
 @torch.no_grad()
 def generate(
     model: Transformer, tokenizer: Tokenizer, prompts: Sequence[str], cfg: GenerationConfig, bos: bool = True
 ) -> list[list[Generation]]:
-    """`cfg.n_samples` completions for each prompt (outer list: prompts)."""
+    """`cfg.n_samples` completions for each prompt (outer list: prompts).
+
+    A completion ends at any of `tokenizer.eos_ids`, at a stop sequence or after
+    `cfg.max_new_tokens`. Finished rows leave the batch (and the KV cache), so the rest decode
+    at the cost of the rows still running; once no remaining row is padded, decoding runs
+    without a mask.
+    """
     device = model.output.weight.device
     encoded = [tokenizer.encode(p, bos=bos) for p in prompts for _ in range(cfg.n_samples)]
     B = len(encoded)
@@ -104,38 +157,36 @@ def generate(
         raise ValueError(
             f"prompt ({P} tokens) + max_new_tokens ({cfg.max_new_tokens}) exceeds max_seq_len {model.args.max_seq_len}"
         )
-    tokens = torch.full((B, total), tokenizer.pad_id, dtype=torch.long, device=device)
+    prompt = torch.full((B, P), tokenizer.pad_id, dtype=torch.long, device=device)
     key_padding = torch.zeros((B, total), dtype=torch.bool, device=device)
     for i, e in enumerate(encoded):  # left padding
-        tokens[i, P - len(e) : P] = torch.tensor(e, device=device)
+        prompt[i, P - len(e) :] = torch.tensor(e, device=device)
         key_padding[i, P - len(e) :] = True
-    padded = not bool(key_padding[:, :P].all())
     gen = torch.Generator().manual_seed(cfg.seed)
     cache = model.new_cache(B, total)
     out: list[list[int]] = [[] for _ in range(B)]
     reason = ["length"] * B
-    done = torch.zeros(B, dtype=torch.bool, device=device)
-    logits = model(tokens[:, :P], cache=cache, key_padding=key_padding if padded else None)[:, -1]
+    rows = list(range(B))  # the prompt index of each row still decoding
+    padded = not bool(key_padding[:, :P].all())
+    logits = next_logits(model, prompt, 0, cache, key_padding if padded else None)
     for step in range(cfg.max_new_tokens):
-        nxt = sample_next(logits, cfg.temperature, cfg.top_p, gen)
-        nxt = torch.where(done, torch.full_like(nxt, tokenizer.pad_id), nxt)
-        tokens[:, P + step] = nxt
-        for i in torch.nonzero(~done).flatten().tolist():
-            t = int(nxt[i])
-            if t == tokenizer.eos_id:
-                done[i], reason[i] = True, "eos"
-                continue
-            out[i].append(t)
-            if cfg.stop and cut_at_stop(tokenizer.decode(out[i][-64:]), cfg.stop)[1]:
-                done[i], reason[i] = True, "stop"
-        if bool(done.all()) or step == cfg.max_new_tokens - 1:
+        nxt = sample_next(logits, cfg.temperature, cfg.top_p, gen).tolist()
+        keep = []
+        for r, (i, t) in enumerate(zip(rows, nxt)):
+            ended = end_step(tokenizer, out[i], t, cfg.stop)
+            if ended is None:
+                keep.append(r)
+            else:
+                reason[i] = ended
+        if not keep or step == cfg.max_new_tokens - 1:
             break
-        logits = model(
-            tokens[:, P + step : P + step + 1],
-            start_pos=P + step,
-            cache=cache,
-            key_padding=key_padding if padded else None,
-        )[:, -1]
+        if len(keep) < len(rows):  # finished rows leave the batch and the cache
+            idx = torch.tensor(keep, device=device)
+            rows, nxt, key_padding = [rows[r] for r in keep], [nxt[r] for r in keep], key_padding[idx]
+            cache.k, cache.v = [k[idx] for k in cache.k], [v[idx] for v in cache.v]
+            padded = not bool(key_padding[:, :P].all())
+        x = torch.tensor(nxt, device=device)[:, None]
+        logits = next_logits(model, x, P + step, cache, key_padding if padded else None)
     results = []
     for i in range(B):
         text, _ = cut_at_stop(tokenizer.decode(out[i]), cfg.stop)
@@ -144,22 +195,27 @@ def generate(
 
 
 @torch.no_grad()
-def greedy_tokens(model: Transformer, prompt_ids: list[int], max_new_tokens: int, eos_id: int | None) -> list[int]:
-    """Plain greedy decoding with head 1 and the KV cache (the reference for speculative decoding)."""
+def greedy_tokens(
+    model: Transformer, prompt_ids: list[int], max_new_tokens: int, eos_id: int | Collection[int] | None
+) -> list[int]:
+    """Plain greedy decoding with head 1 and the KV cache (the reference for speculative decoding).
+
+    eos_id: the id, or the ids (`Tokenizer.eos_ids`), that end the sequence.
+    """
+    stop_ids = stop_set(eos_id)
     device = model.output.weight.device
-    x = torch.tensor([prompt_ids], device=device)
     cache = model.new_cache(1, len(prompt_ids) + max_new_tokens)
-    logits = model(x, cache=cache)[:, -1]
+    logits = next_logits(model, torch.tensor([prompt_ids], device=device), 0, cache)
     out: list[int] = []
     pos = len(prompt_ids)
     for _ in range(max_new_tokens):
         t = int(logits.argmax(-1))
-        if t == eos_id:
+        if t in stop_ids:
             break
         out.append(t)
         if len(out) == max_new_tokens:
             break
-        logits = model(torch.tensor([[t]], device=device), start_pos=pos, cache=cache)[:, -1]
+        logits = next_logits(model, torch.tensor([[t]], device=device), pos, cache)
         pos += 1
     return out
 
@@ -169,10 +225,11 @@ def speculative_tokens(
     model: Transformer,
     prompt_ids: list[int],
     max_new_tokens: int,
-    eos_id: int | None,
+    eos_id: int | Collection[int] | None,
     stats: SpeculativeStats | None = None,
 ) -> list[int]:
     """Self-speculative greedy decoding; returns exactly `greedy_tokens`' output."""
+    stop_ids = stop_set(eos_id)
     H = model.n_future_tokens
     device = model.output.weight.device
     stats = stats if stats is not None else SpeculativeStats()
@@ -185,7 +242,7 @@ def speculative_tokens(
     out: list[int] = []
     while True:
         nxt, drafts = guess[0], guess[1:]
-        if nxt == eos_id or len(out) >= max_new_tokens:
+        if nxt in stop_ids or len(out) >= max_new_tokens:
             break
         out.append(nxt)
         if len(out) >= max_new_tokens:
@@ -201,7 +258,7 @@ def speculative_tokens(
         head1_logits = model.unembed(hidden[0])[0]  # (1 + d, V)
         head1 = head1_logits.argmax(-1).tolist()  # head 1's choice after each block token
         accepted = 0
-        while accepted < len(drafts) and drafts[accepted] == head1[accepted] and drafts[accepted] != eos_id:
+        while accepted < len(drafts) and drafts[accepted] == head1[accepted] and drafts[accepted] not in stop_ids:
             accepted += 1
         stats.drafted += len(drafts)
         stats.accepted += accepted

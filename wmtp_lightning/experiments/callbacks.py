@@ -11,7 +11,7 @@ import torch
 
 from wmtp_lightning.experiments.base import MTPModule
 from wmtp_lightning.experiments.plots import token_heatmap, weight_histogram
-from wmtp_lightning.models.bundle import TOKENIZER, save_bundle
+from wmtp_lightning.models.bundle import save_bundle, tokenizer_path
 from wmtp_lightning.models.transformer import Transformer
 from wmtp_lightning.tracking import log_artifacts, log_figure
 
@@ -49,7 +49,7 @@ class ExportBundle(pl.Callback):
             model = Transformer(pl_module.args)
         model.load_state_dict(state, assign=True)
         src = pl_module.hparams.get("model")
-        tokenizer = Path(src) / TOKENIZER if src and (Path(src) / TOKENIZER).is_file() else None
+        tokenizer = tokenizer_path(src) if src else None
         save_bundle(
             model,
             out,

@@ -11,7 +11,7 @@ import torch
 from wmtp_lightning.errors import MissingInput
 from wmtp_lightning.experiments.base import MTPModule, StepNorm, Weights
 from wmtp_lightning.io import sha256_file
-from wmtp_lightning.models.bundle import TOKENIZER, load_bundle, read_params
+from wmtp_lightning.models.bundle import load_bundle, read_params, tokenizer_path
 from wmtp_lightning.models.transformer import MTPOutput, Transformer
 from wmtp_lightning.weighting import ce_at_tokens, masked_stats, rho1_weights, shift_targets, token_ce, weight_stats
 
@@ -71,8 +71,8 @@ class Rho1MTP(MTPModule):
                 f"{self.args.vocab_size}: Rho-1 compares per-token losses, the vocabularies must match"
             )
         if self.hparams.model is not None:
-            mine, theirs = Path(self.hparams.model) / TOKENIZER, Path(reference) / TOKENIZER
-            if mine.is_file() and theirs.is_file() and sha256_file(mine) != sha256_file(theirs):
+            mine, theirs = tokenizer_path(self.hparams.model), tokenizer_path(reference)
+            if mine and theirs and (mine.name != theirs.name or sha256_file(mine) != sha256_file(theirs)):
                 raise ValueError(f"{theirs} differs from {mine}: the reference must use the policy's tokenizer")
         self.save_hyperparameters(ignore=["optimizer", "lr_scheduler"])
 

@@ -3,7 +3,10 @@
     storage/models_v2/<name>/
       safetensors/model.safetensors   weights, Meta key names
       configs/params.json             ModelArgs (Meta's field names)
-      tokenizer/tokenizer.model       SentencePiece model (optional but usual)
+      tokenizer/                      optional but usual: tokenizer.model (SentencePiece), or
+                                      tokenizer.json + the small json files its special ids come
+                                      from (tokenizer_config.json, special_tokens_map.json,
+                                      generation_config.json or config.json; see models/tokenizer.py)
       metadata.json                   format_version, dtype, sha256 of each file, source, status, ...
 
 `metadata.json` is written last, so a bundle whose metadata is missing or whose status is not
@@ -13,6 +16,7 @@
 from __future__ import annotations
 
 import datetime as _dt
+import shutil
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -22,13 +26,13 @@ from safetensors import SafetensorError, safe_open
 
 from wmtp_lightning.errors import MissingInput
 from wmtp_lightning.io import read_json, sha256_file, write_json, write_safetensors_streaming
-from wmtp_lightning.models.tokenizer import Tokenizer
+from wmtp_lightning.models.tokenizer import MODEL_FILES, Tokenizer
 from wmtp_lightning.models.transformer import ModelArgs, Transformer
 
 FORMAT_VERSION = 1
 WEIGHTS = "safetensors/model.safetensors"
 PARAMS = "configs/params.json"
-TOKENIZER = "tokenizer/tokenizer.model"
+TOKENIZER_DIR = "tokenizer"
 METADATA = "metadata.json"
 
 DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
@@ -93,21 +97,21 @@ def write_bundle(
 ) -> Path:
     """Low-level bundle writer: tensors are streamed (one in memory at a time), metadata goes last."""
     out = Path(out_dir)
+    tokenizer_files: dict[str, bytes] = {}
     if tokenizer is not None:  # checked first: a mismatch must not cost a multi-GB write
         tok = Tokenizer(tokenizer)
-        if tok.vocab_size != args.vocab_size:
-            raise ValueError(
-                f"{tokenizer}: tokenizer vocab size {tok.vocab_size} != model vocab_size {args.vocab_size}"
-            )
+        check_tokenizer_vocab(tok, args, str(tok.path))
+        tokenizer_files = {f"{TOKENIZER_DIR}/{p.name}": p.read_bytes() for p in tok.files}
     (out / METADATA).unlink(missing_ok=True)  # an overwritten bundle is "not ready" until the end
     write_json(out / PARAMS, args.to_dict())
     dtypes = {d for _, _, d in specs if d.is_floating_point}
     write_safetensors_streaming(out / WEIGHTS, specs, tensors, metadata={"format": "pt"})
     files = [PARAMS, WEIGHTS]
-    if tokenizer is not None:
-        (out / TOKENIZER).parent.mkdir(parents=True, exist_ok=True)
-        (out / TOKENIZER).write_bytes(Path(tokenizer).read_bytes())
-        files.append(TOKENIZER)
+    shutil.rmtree(out / TOKENIZER_DIR, ignore_errors=True)  # no stale file of another tokenizer
+    for rel, data in tokenizer_files.items():
+        (out / rel).parent.mkdir(parents=True, exist_ok=True)
+        (out / rel).write_bytes(data)
+        files.append(rel)
     meta: dict[str, Any] = {
         "format_version": FORMAT_VERSION,
         "name": out.name,
@@ -219,16 +223,28 @@ def load_bundle(
     return model
 
 
+def check_tokenizer_vocab(tok: Tokenizer, args: ModelArgs, where: str) -> None:
+    """Every id the tokenizer makes must have an embedding row.
+
+    The model may have more rows than the tokenizer has ids (embeddings padded to a multiple,
+    as in DeepSeek-Coder: 32256 rows, 32022 ids); those rows are never a target.
+    """
+    if tok.vocab_size > args.vocab_size:
+        raise ValueError(f"{where}: tokenizer vocab size {tok.vocab_size} > model vocab_size {args.vocab_size}")
+
+
+def tokenizer_path(bundle_dir: str | Path) -> Path | None:
+    """The bundle's tokenizer file (tokenizer/tokenizer.json or tokenizer/tokenizer.model), or None."""
+    folder = Path(bundle_dir) / TOKENIZER_DIR
+    return next((folder / name for name in MODEL_FILES if (folder / name).is_file()), None)
+
+
 def bundle_tokenizer(bundle_dir: str | Path, args: ModelArgs | None = None) -> Tokenizer:
     """The bundle's tokenizer, checked against the model's vocabulary."""
     root = Path(bundle_dir)
-    path = root / TOKENIZER
-    if not path.is_file():
-        raise MissingInput(f"{path}: bundle has no tokenizer")
+    path = tokenizer_path(root)
+    if path is None:
+        raise MissingInput(f"{root / TOKENIZER_DIR}: bundle has no tokenizer")
     tok = Tokenizer(path)
-    args = args or read_params(root / PARAMS)
-    if tok.vocab_size != args.vocab_size:
-        raise ValueError(
-            f"{path}: tokenizer vocab size {tok.vocab_size} != model vocab_size {args.vocab_size} in {root / PARAMS}"
-        )
+    check_tokenizer_vocab(tok, args or read_params(root / PARAMS), f"{path} (model: {root / PARAMS})")
     return tok

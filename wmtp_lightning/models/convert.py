@@ -1,4 +1,4 @@
-"""Checkpoint converters into bundles: Meta's release format and Hugging Face LLaMA.
+"""Checkpoint converters into bundles: Meta's release format, Hugging Face LLaMA, GGUF, bundles.
 
 Key maps and the RoPE permutation are pure functions (tested on their own); the drivers stream
 tensors shard by shard into the bundle's safetensors file, so a 7B checkpoint never exists twice
@@ -10,20 +10,35 @@ already ours; `rope.freqs` (a precomputed table in some releases) is dropped.
 Hugging Face layout: `config.json` + `model.safetensors` | `model-0000i-of-0000n.safetensors` +
 `model.safetensors.index.json` | `pytorch_model*.bin` (+ index). HF stores q/k rows permuted for
 its rotate-half RoPE; `unpermute_qk` restores Meta's interleaved order.
+
+GGUF (llama.cpp) files go through transformers into a temporary Hugging Face folder and then
+through `convert_hf`. Any source can become an MTP model on the way (`ntp_to_mtp`).
 """
 
 from __future__ import annotations
 
 import re
+import tempfile
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import torch
 from safetensors import safe_open
 
-from wmtp_lightning.io import SAFETENSORS_DTYPES, read_json
-from wmtp_lightning.models.bundle import check_state_dict_keys, parse_dtype, write_bundle
+from wmtp_lightning.io import SAFETENSORS_DTYPES, read_json, write_json
+from wmtp_lightning.models.bundle import (
+    PARAMS,
+    WEIGHTS,
+    check_state_dict_keys,
+    parse_dtype,
+    read_metadata,
+    read_params,
+    tokenizer_path,
+    write_bundle,
+)
+from wmtp_lightning.models.tokenizer import MODEL_FILES
 from wmtp_lightning.models.transformer import ModelArgs
 
 # ----------------------------------------------------------------------------- Meta
@@ -41,6 +56,7 @@ META_PARAM_KEYS = {
     "max_seq_len",
     "n_future_tokens",
     "max_batch_size",
+    "use_scaled_rope",
 }
 META_DROPPED_KEYS = ("rope.freqs",)
 
@@ -82,72 +98,142 @@ def find_meta_checkpoint(src: Path) -> Path:
 # ----------------------------------------------------------------------------- Hugging Face
 
 HF_REQUIRED = ("hidden_size", "num_hidden_layers", "num_attention_heads", "vocab_size", "intermediate_size")
-# Keys that do not change the forward pass (bookkeeping, generation defaults, init).
-HF_BENIGN = {
-    "_name_or_path",
-    "architectures",
-    "bos_token_id",
-    "eos_token_id",
-    "pad_token_id",
-    "torch_dtype",
-    "dtype",
-    "transformers_version",
-    "use_cache",
-    "initializer_range",
-    "pretraining_tp",
-    "attention_dropout",
-    "model_type",
-    "hidden_act",
-    "rope_scaling",
-    "attention_bias",
-    "mlp_bias",
-    "tie_word_embeddings",
+# Keys that do not change the forward pass: bookkeeping, token ids, dtype, generation and init
+# defaults (transformers 4.x wrote every PretrainedConfig attribute; 5.x writes a diff).
+# `pretraining_tp` is here too: transformers splits each projection into that many slices and sums
+# them, which is the same function (it only reorders float additions).
+HF_IGNORED = {
+    "_name_or_path", "_model_name_or_path", "architectures", "model_type", "transformers_version",
+    "torch_dtype", "dtype", "use_bfloat16", "torchscript", "tf_legacy_loss", "use_cache", "initializer_range",
+    "pretraining_tp", "chunk_size_feed_forward", "is_decoder", "cross_attention_hidden_size",
+    "output_attentions", "output_hidden_states", "return_dict", "output_scores", "return_dict_in_generate",
+    "bos_token_id", "eos_token_id", "pad_token_id", "unk_token_id", "sep_token_id", "decoder_start_token_id",
+    "tokenizer_class", "id2label", "label2id", "problem_type", "finetuning_task", "task_specific_params", "prefix",
+    "max_length", "min_length", "do_sample", "early_stopping", "num_beams", "num_beam_groups", "diversity_penalty",
+    "temperature", "top_k", "top_p", "typical_p", "repetition_penalty", "length_penalty", "no_repeat_ngram_size",
+    "encoder_no_repeat_ngram_size", "bad_words_ids", "num_return_sequences", "forced_bos_token_id",
+    "forced_eos_token_id", "remove_invalid_values", "exponential_decay_length_penalty", "suppress_tokens",
+    "begin_suppress_tokens",
+}  # fmt: skip
+# PretrainedConfig attributes that would change the model unless false or empty.
+HF_MUST_BE_OFF = {"is_encoder_decoder", "add_cross_attention", "tie_encoder_decoder", "pruned_heads"}
+# Keys that do change the forward pass, each read (and checked) by `hf_config_to_args`.
+HF_MATH = {
     "num_key_value_heads",
     "rms_norm_eps",
-    "rope_theta",
     "max_position_embeddings",
+    "tie_word_embeddings",
     "head_dim",
+    "hidden_act",
+    "attention_bias",
+    "mlp_bias",
+    "attention_dropout",
+    "rope_theta",
+    "rope_scaling",
     "rope_parameters",
-    "output_attentions",
-    "output_hidden_states",
-    "return_dict",
 }
+_ROPE_KEYS = {"rope_type", "type", "rope_theta"}
+_LLAMA3_KEYS = {"factor", "low_freq_factor", "high_freq_factor", "original_max_position_embeddings"}
+
+
+def _hf_rope(cfg: dict[str, Any], source: str) -> dict[str, Any]:
+    """ModelArgs' RoPE fields from `rope_theta` + `rope_scaling` (transformers 4.x) or `rope_parameters` (5.x)."""
+    params: dict[str, Any] = {}
+    for key in ("rope_scaling", "rope_parameters"):
+        given = cfg.get(key) or {}
+        if not isinstance(given, dict):
+            raise ValueError(f"{source}: {key} must be an object or null, got {given!r}")
+        for k, v in given.items():
+            if k in params and params[k] != v:
+                raise ValueError(f"{source}: rope_scaling and rope_parameters disagree on {k!r}")
+            params[k] = v
+    if "rope_theta" in cfg and params.get("rope_theta", cfg["rope_theta"]) != cfg["rope_theta"]:
+        raise ValueError(
+            f"{source}: rope_theta {cfg['rope_theta']} != rope_parameters.rope_theta {params['rope_theta']}"
+        )
+    kinds = {params[k] for k in ("rope_type", "type") if k in params}
+    if len(kinds) > 1:
+        raise ValueError(f"{source}: rope scaling names two types {sorted(kinds)}")
+    kind = kinds.pop() if kinds else "default"
+    out: dict[str, Any] = {"rope_theta": float(params.get("rope_theta", cfg.get("rope_theta", 10000.0)))}
+    if kind == "default":
+        allowed = _ROPE_KEYS
+    elif kind == "llama3":
+        allowed = _ROPE_KEYS | _LLAMA3_KEYS
+        missing = sorted({"factor", "low_freq_factor", "high_freq_factor"} - set(params))
+        if missing:
+            raise ValueError(f"{source}: llama3 rope scaling lacks {missing}")
+        out |= {
+            "use_scaled_rope": True,
+            "rope_scaling_factor": float(params["factor"]),
+            "rope_low_freq_factor": float(params["low_freq_factor"]),
+            "rope_high_freq_factor": float(params["high_freq_factor"]),
+            # transformers' fallback when the key is absent
+            "rope_original_max_seq_len": int(
+                params.get("original_max_position_embeddings", cfg.get("max_position_embeddings", 2048))
+            ),
+        }
+    else:
+        raise ValueError(
+            f"{source}: rope scaling type {kind!r} is not implemented (plain RoPE and 'llama3' are); "
+            "converting it as plain RoPE would change the model"
+        )
+    unknown = sorted(set(params) - allowed)
+    if unknown:
+        raise ValueError(f"{source}: rope scaling key(s) {unknown} are not implemented for type {kind!r}")
+    return out
 
 
 def hf_config_to_args(cfg: dict[str, Any], source: str) -> ModelArgs:
-    """HF LLaMA `config.json` -> ModelArgs (n_future_tokens = 1)."""
+    """HF LLaMA `config.json` (as transformers 4.x or 5.x writes it) -> ModelArgs (n_future_tokens = 1).
+
+    Every key is either ignored because it cannot change the forward pass (HF_IGNORED), read and
+    checked (HF_MATH), or refused with its name: a key this converter does not know might change
+    the math (sliding windows, quantization, other architectures' options), so it is never skipped.
+    """
     missing = [k for k in HF_REQUIRED if k not in cfg]
     if missing:
         raise ValueError(f"{source}: missing required key(s) {missing}")
-    unknown = sorted(set(cfg) - set(HF_REQUIRED) - HF_BENIGN)
-    if unknown:
-        raise ValueError(f"{source}: unknown key(s) {unknown}; not a LLaMA config this converter understands")
     if cfg.get("model_type", "llama") != "llama":
         raise ValueError(f"{source}: model_type {cfg['model_type']!r}, expected 'llama'")
-    if cfg.get("hidden_act", "silu") != "silu":
-        raise ValueError(f"{source}: hidden_act {cfg['hidden_act']!r}, expected 'silu' (SwiGLU)")
+    if "quantization_config" in cfg:
+        raise ValueError(f"{source}: quantization_config: quantized weights are not supported; dequantize them first")
+    for key in sorted(HF_MUST_BE_OFF & set(cfg)):
+        if cfg[key]:
+            raise ValueError(f"{source}: {key}={cfg[key]!r} is not implemented (a LLaMA decoder has none)")
+    unknown = sorted(set(cfg) - set(HF_REQUIRED) - HF_IGNORED - HF_MATH - HF_MUST_BE_OFF)
+    if unknown:
+        raise ValueError(
+            f"{source}: key(s) {unknown} not understood: not part of a LLaMA config, and possibly changing "
+            "the model's math, so they are refused rather than ignored"
+        )
+    if cfg.get("hidden_act", "silu") not in ("silu", "swish"):
+        raise ValueError(f"{source}: hidden_act {cfg['hidden_act']!r} is not implemented (SwiGLU uses 'silu')")
     for flag in ("attention_bias", "mlp_bias"):
         if cfg.get(flag):
-            raise ValueError(f"{source}: {flag}=true is not supported (LLaMA has no biases)")
-    rope = cfg.get("rope_parameters") or {}
-    scaling = cfg.get("rope_scaling") or ({} if rope.get("rope_type", "default") == "default" else rope)
-    if scaling:
-        raise ValueError(f"{source}: rope scaling {scaling} is not supported (plain RoPE only)")
+            raise ValueError(f"{source}: {flag}=true is not implemented (LLaMA blocks have no biases)")
+    if cfg.get("attention_dropout"):
+        raise ValueError(f"{source}: attention_dropout {cfg['attention_dropout']} is not implemented (no dropout)")
     hd = cfg["hidden_size"] // cfg["num_attention_heads"]
     if cfg.get("head_dim") not in (None, hd):
-        raise ValueError(f"{source}: head_dim {cfg['head_dim']} != hidden_size/num_attention_heads = {hd}")
-    return ModelArgs(
-        dim=cfg["hidden_size"],
-        n_layers=cfg["num_hidden_layers"],
-        n_heads=cfg["num_attention_heads"],
-        n_kv_heads=cfg.get("num_key_value_heads"),
-        vocab_size=cfg["vocab_size"],
-        ffn_hidden_dim=cfg["intermediate_size"],
-        norm_eps=cfg.get("rms_norm_eps", 1e-6),
-        rope_theta=float(cfg.get("rope_theta", rope.get("rope_theta", 10000.0))),
-        max_seq_len=cfg.get("max_position_embeddings", 2048),
-        n_future_tokens=1,
-    )
+        raise ValueError(
+            f"{source}: head_dim {cfg['head_dim']} != hidden_size / num_attention_heads = {hd} is not implemented"
+        )
+    try:
+        return ModelArgs(
+            dim=cfg["hidden_size"],
+            n_layers=cfg["num_hidden_layers"],
+            n_heads=cfg["num_attention_heads"],
+            n_kv_heads=cfg.get("num_key_value_heads"),
+            vocab_size=cfg["vocab_size"],
+            ffn_hidden_dim=cfg["intermediate_size"],
+            norm_eps=cfg.get("rms_norm_eps", 1e-6),
+            max_seq_len=cfg.get("max_position_embeddings", 2048),
+            n_future_tokens=1,
+            **_hf_rope(cfg, source),
+        )
+    except ValueError as err:
+        raise ValueError(f"{source}: {err}") from err
 
 
 _HF_LAYER = {
@@ -239,6 +325,28 @@ class _Shard:
         return self._st.get_tensor(key) if hasattr(self, "_st") else self._sd[key]
 
 
+# ----------------------------------------------------------------------------- NTP -> MTP
+
+
+def ntp_to_mtp(args: ModelArgs, keys: list[str], n_future: int) -> tuple[ModelArgs, list[tuple[str, str]]]:
+    """A next-token model (L blocks) as an MTP model with `n_future` heads: (args, [(new key, source key)]).
+
+    Trunk = the first L−1 blocks; head 1 = the last block, so head 1 computes exactly what the
+    source model computes; heads 2..n_future start as copies of that same last block and learn
+    to predict further ahead from there. The alternative (trunk = all L blocks, heads 2..n fresh
+    or copied on top) keeps the next-token path deeper than any trained head and changes head 1's
+    input, so the converted model would no longer reproduce the source at step 0.
+    """
+    if args.n_future_tokens != 1:
+        raise ValueError(f"the source already has n_future_tokens={args.n_future_tokens}; NTP -> MTP needs 1")
+    if n_future < 1:
+        raise ValueError(f"n_future_tokens must be >= 1, got {n_future}")
+    last = f"layers.{args.n_layers - 1}."
+    pairs = [(k, k) for k in keys]
+    pairs += [(f"extra_heads.{j}.{k[len(last) :]}", k) for j in range(n_future - 1) for k in keys if k.startswith(last)]
+    return replace(args, n_layers=args.n_layers - 1 + n_future, n_future_tokens=n_future), pairs
+
+
 # ----------------------------------------------------------------------------- drivers
 
 
@@ -252,23 +360,48 @@ def _stream(
         yield dst, (t.to(dtype) if dtype is not None and t.is_floating_point() else t)
 
 
+def _source_tokenizer(src: Path, tokenizer: str | Path | None) -> Path | None:
+    """The given tokenizer, else the source folder's tokenizer.json / tokenizer.model, else None."""
+    if tokenizer is not None:
+        return Path(tokenizer)
+    return next((src / name for name in MODEL_FILES if (src / name).is_file()), None)
+
+
 def convert_meta(
-    src: str | Path, dst: str | Path, *, tokenizer: str | Path | None = None, dtype: str | None = None
+    src: str | Path,
+    dst: str | Path,
+    *,
+    tokenizer: str | Path | None = None,
+    dtype: str | None = None,
+    n_future_tokens: int | None = None,
 ) -> Path:
-    """Meta `consolidated.pth` + `params.json` -> bundle."""
+    """Meta `consolidated.pth` + `params.json` -> bundle (`n_future_tokens`: see `ntp_to_mtp`)."""
     src = Path(src)
     ckpt = find_meta_checkpoint(src)
     shard = _Shard(ckpt)
     vocab = shard.shape("tok_embeddings.weight")[0] if "tok_embeddings.weight" in shard.keys else None
     args = meta_params_to_args(read_json(src / "params.json"), vocab, str(src / "params.json"))
     entries = [(d, shard, k) for k in shard.keys if (d := meta_key_map(k)) is not None]
-    return _write(dst, args, entries, lambda _k, t: t, dtype, tokenizer, {"format": "meta", "path": str(src)})
+    source = {"format": "meta", "path": str(src)}
+    return _write(
+        dst, args, entries, lambda _k, t: t, dtype, _source_tokenizer(src, tokenizer), source, n_future_tokens
+    )
 
 
 def convert_hf(
-    src: str | Path, dst: str | Path, *, tokenizer: str | Path | None = None, dtype: str | None = None
+    src: str | Path,
+    dst: str | Path,
+    *,
+    tokenizer: str | Path | None = None,
+    dtype: str | None = None,
+    n_future_tokens: int | None = None,
+    source: dict[str, Any] | None = None,
 ) -> Path:
-    """Hugging Face LLaMA directory -> bundle (n_future_tokens = 1), q/k rows un-permuted."""
+    """Hugging Face LLaMA directory -> bundle, q/k rows un-permuted, tied embeddings copied.
+
+    The tokenizer defaults to SRC's tokenizer.json (with its companion json files) or
+    tokenizer.model. `source` replaces the provenance recorded in metadata.json.
+    """
     src = Path(src)
     cfg_path = src / "config.json"
     cfg = read_json(cfg_path)
@@ -282,6 +415,8 @@ def convert_hf(
                 raise ValueError(f"{shard.path}: {err.args[0]}") from err
             if dst_key is not None:
                 entries.append((dst_key, shard, key))
+    # Tied embeddings: our model has its own `output`, so the embedding is copied into it; from
+    # then on the two are separate parameters (fine-tuning updates each by its own gradient).
     if cfg.get("tie_word_embeddings") and not any(d == "output.weight" for d, _, _ in entries):
         entries += [("output.weight", s, k) for d, s, k in entries if d == "tok_embeddings.weight"]
 
@@ -292,9 +427,68 @@ def convert_hf(
             return unpermute_qk(t, args.kv_heads)
         return t
 
-    if tokenizer is None and (src / "tokenizer.model").is_file():
-        tokenizer = src / "tokenizer.model"
-    return _write(dst, args, entries, transform, dtype, tokenizer, {"format": "hf", "path": str(src)})
+    source = source or {"format": "hf", "path": str(src)}
+    return _write(dst, args, entries, transform, dtype, _source_tokenizer(src, tokenizer), source, n_future_tokens)
+
+
+def convert_bundle(
+    src: str | Path, dst: str | Path, *, dtype: str | None = None, n_future_tokens: int | None = None
+) -> Path:
+    """A bundle -> another bundle (a dtype cast, or NTP -> MTP heads), tokenizer included."""
+    src = Path(src)
+    if src.resolve() == Path(dst).resolve():
+        raise ValueError(f"{dst}: the destination is the source bundle; write to another folder")
+    read_metadata(src)
+    args = read_params(src / PARAMS)
+    shard = _Shard(src / WEIGHTS)
+    entries = [(k, shard, k) for k in shard.keys]
+    source = {"format": "bundle", "path": str(src)}
+    return _write(dst, args, entries, lambda _k, t: t, dtype, tokenizer_path(src), source, n_future_tokens)
+
+
+def convert_gguf(
+    src: str | Path, dst: str | Path, *, dtype: str | None = None, n_future_tokens: int | None = None
+) -> Path:
+    """A LLaMA-family GGUF file -> bundle, through transformers (`pip install -e '.[gguf]'`).
+
+    transformers dequantizes the file into a `LlamaForCausalLM` (float32) and its tokenizer;
+    `save_pretrained` refuses a GGUF-loaded model, so its state dict (without the tied
+    `lm_head.weight`), its config (`to_diff_dict()`, minus the `quantization_config` that no
+    longer applies to dequantized weights), its generation config and its tokenizer are written
+    as a Hugging Face folder in a temporary directory beside DST, which `convert_hf` converts:
+    one conversion path for both sources.
+    """
+    src = Path(src)
+    if not src.is_file():
+        raise FileNotFoundError(f"GGUF file not found: {src}")
+    try:
+        from safetensors.torch import save_file
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+    except ImportError as err:
+        raise ImportError(
+            f"GGUF conversion needs transformers, gguf and accelerate: pip install -e '.[gguf]' ({err})"
+        ) from err
+    dst = Path(dst)
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    load = {"gguf_file": src.name, "local_files_only": True}
+    try:
+        model = AutoModelForCausalLM.from_pretrained(src.parent, **load)
+        tok = AutoTokenizer.from_pretrained(src.parent, **load)
+    except (ImportError, ValueError, OSError, RuntimeError) as err:
+        raise ValueError(f"{src}: transformers could not load this GGUF file ({err})") from err
+    config = model.config.to_diff_dict()
+    config.pop("quantization_config", None)
+    tied = bool(config.get("tie_word_embeddings"))
+    state = {k: v.contiguous() for k, v in model.state_dict().items() if not (tied and k == "lm_head.weight")}
+    with tempfile.TemporaryDirectory(dir=dst.parent, prefix=f".{dst.name}.hf-") as tmp:
+        save_file(state, Path(tmp) / "model.safetensors", metadata={"format": "pt"})
+        write_json(Path(tmp) / "config.json", config)
+        model.generation_config.to_json_file(Path(tmp) / "generation_config.json", use_diff=True)
+        tok.save_pretrained(tmp)
+        del model, state
+        return convert_hf(
+            tmp, dst, dtype=dtype, n_future_tokens=n_future_tokens, source={"format": "gguf", "path": str(src)}
+        )
 
 
 def _write(
@@ -305,7 +499,13 @@ def _write(
     dtype: str | None,
     tokenizer: str | Path | None,
     source: dict[str, Any],
+    n_future_tokens: int | None = None,
 ) -> Path:
+    if n_future_tokens is not None and n_future_tokens != args.n_future_tokens:
+        by_key = {d: (s, k) for d, s, k in entries}
+        args, pairs = ntp_to_mtp(args, list(by_key), n_future_tokens)
+        entries = [(new, *by_key[old]) for new, old in pairs]
+        source = {**source, "ntp_to_mtp": f"trunk = the first {args.n_trunk_layers} blocks; every head from the last"}
     shapes = {d: s.shape(k) for d, s, k in entries}
     check_state_dict_keys(shapes, args, source["path"])
     target = parse_dtype(dtype) if dtype is not None else None

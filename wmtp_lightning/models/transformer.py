@@ -47,6 +47,11 @@ class ModelArgs:
 
     `ffn_hidden_dim` is not Meta's: Hugging Face configs give the FFN width directly
     (`intermediate_size`); when set it overrides the `multiple_of`/`ffn_dim_multiplier` rule.
+
+    `use_scaled_rope` is Llama 3.1's frequency-dependent RoPE scaling (Meta's params.json key).
+    The four `rope_*` numbers default (None) to the constants of Meta's reference code (factor 8,
+    low/high frequency factors 1 and 4, original context 8192); Hugging Face configs state them
+    (`rope_scaling: {rope_type: llama3, ...}`; Llama 3.2 uses factor 32).
     """
 
     dim: int = 4096
@@ -61,9 +66,24 @@ class ModelArgs:
     max_seq_len: int = 2048
     n_future_tokens: int = 1
     ffn_hidden_dim: int | None = None
+    use_scaled_rope: bool = False
+    rope_scaling_factor: float | None = None
+    rope_low_freq_factor: float | None = None
+    rope_high_freq_factor: float | None = None
+    rope_original_max_seq_len: int | None = None
 
     def __post_init__(self) -> None:
         problems = []
+        scaling = (self.rope_scaling_factor, self.rope_low_freq_factor, self.rope_high_freq_factor)
+        if not self.use_scaled_rope and any(v is not None for v in (*scaling, self.rope_original_max_seq_len)):
+            problems.append("rope_scaling_factor / rope_*_freq_factor / rope_original_max_seq_len need use_scaled_rope")
+        if self.use_scaled_rope:
+            factor, low, high = self.llama3_rope_scaling[:3]
+            if factor < 1 or not 0 < low < high:
+                problems.append(
+                    f"llama3 RoPE scaling needs factor >= 1 and 0 < low_freq_factor < high_freq_factor, "
+                    f"got factor {factor}, low {low}, high {high}"
+                )
         if self.n_future_tokens < 1:
             problems.append(f"n_future_tokens must be >= 1, got {self.n_future_tokens}")
         if self.n_layers < self.n_future_tokens:
@@ -85,6 +105,18 @@ class ModelArgs:
     @property
     def head_dim(self) -> int:
         return self.dim // self.n_heads
+
+    @property
+    def llama3_rope_scaling(self) -> tuple[float, float, float, int] | None:
+        """(factor, low_freq_factor, high_freq_factor, original context) or None (plain RoPE)."""
+        if not self.use_scaled_rope:
+            return None
+        return (
+            8.0 if self.rope_scaling_factor is None else self.rope_scaling_factor,
+            1.0 if self.rope_low_freq_factor is None else self.rope_low_freq_factor,
+            4.0 if self.rope_high_freq_factor is None else self.rope_high_freq_factor,
+            8192 if self.rope_original_max_seq_len is None else self.rope_original_max_seq_len,
+        )
 
     @property
     def kv_heads(self) -> int:
@@ -187,9 +219,37 @@ class RMSNorm(nn.Module):
         return out.type_as(x) * self.weight
 
 
-def precompute_freqs_cis(head_dim: int, end: int, theta: float = 10000.0) -> torch.Tensor:
-    """RoPE rotations as unit complex numbers, shape (end, head_dim // 2), complex64."""
+def llama3_scale_freqs(
+    freqs: torch.Tensor, factor: float, low_freq_factor: float, high_freq_factor: float, original_len: int
+) -> torch.Tensor:
+    """Llama 3.1's RoPE frequency scaling (Meta's `apply_scaling`, HF's `rope_type: llama3`).
+
+    With wavelength λ = 2π / f and L = original_len: frequencies whose wavelength exceeds
+    L / low_freq_factor are divided by `factor` (long-range positions interpolated), those
+    shorter than L / high_freq_factor are kept, and in between s = (L/λ − low) / (high − low)
+    blends the two: f' = (1 − s)·f/factor + s·f.
+    """
+    wavelen = 2 * math.pi / freqs
+    scaled = torch.where(wavelen > original_len / low_freq_factor, freqs / factor, freqs)
+    smooth = (original_len / wavelen - low_freq_factor) / (high_freq_factor - low_freq_factor)
+    medium = (wavelen >= original_len / high_freq_factor) & (wavelen <= original_len / low_freq_factor)
+    return torch.where(medium, (1 - smooth) * scaled / factor + smooth * scaled, scaled)
+
+
+def precompute_freqs_cis(
+    head_dim: int,
+    end: int,
+    theta: float = 10000.0,
+    llama3_scaling: tuple[float, float, float, int] | None = None,
+) -> torch.Tensor:
+    """RoPE rotations as unit complex numbers, shape (end, head_dim // 2), complex64.
+
+    llama3_scaling: (factor, low_freq_factor, high_freq_factor, original context) for
+    `llama3_scale_freqs`, or None for plain RoPE.
+    """
     freqs = 1.0 / (theta ** (torch.arange(0, head_dim, 2)[: head_dim // 2].float() / head_dim))
+    if llama3_scaling is not None:
+        freqs = llama3_scale_freqs(freqs, *llama3_scaling)
     t = torch.arange(end, dtype=torch.float32)
     angles = torch.outer(t, freqs)  # (end, hd/2)
     return torch.polar(torch.ones_like(angles), angles)
@@ -350,7 +410,8 @@ class Transformer(nn.Module):
 
     def freqs_cis(self, start_pos: int, length: int, device: torch.device) -> torch.Tensor:
         if device not in self._freqs_cis:
-            table = precompute_freqs_cis(self.args.head_dim, self.args.max_seq_len * 2, self.args.rope_theta)
+            a = self.args
+            table = precompute_freqs_cis(a.head_dim, a.max_seq_len * 2, a.rope_theta, a.llama3_rope_scaling)
             self._freqs_cis[device] = table.to(device)
         if start_pos + length > self.args.max_seq_len * 2:
             raise ValueError(f"position {start_pos + length} exceeds 2 x max_seq_len ({self.args.max_seq_len})")
