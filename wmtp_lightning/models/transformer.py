@@ -30,6 +30,8 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
+from wmtp_lightning.models.linear_ce import CHUNK_SIZE, linear_cross_entropy
+
 
 @dataclass(frozen=True)
 class ModelArgs:
@@ -313,6 +315,8 @@ class Transformer(nn.Module):
         # Recompute trunk blocks in backward (memory for compute); FSDP1 users may instead use
         # Lightning's `activation_checkpointing_policy={TransformerBlock}`.
         self.activation_checkpointing = False
+        # Tokens per chunk of the training loss's unembedding: chunk × vocab float32 logits at a time.
+        self.ce_chunk_size = CHUNK_SIZE
         self.reset_parameters()
 
     @property
@@ -434,10 +438,11 @@ class Transformer(nn.Module):
         if targets is not None:
             return self._training_terms(tokens, targets, n_future, sequential_heads)
         h_trunk, freqs, mask = self.trunk(tokens, start_pos, cache, key_padding)
-        n_use = (n_future or self.n_future_tokens) if return_all_heads else 1
-        latents = [self.head_hidden(k, h_trunk, freqs, start_pos, cache, mask) for k in range(1, n_use + 1)]
-        logits = self.unembed(torch.stack(latents, dim=-2))  # (B, T, H, V)
-        return logits if return_all_heads else logits[:, :, 0]
+        if not return_all_heads:  # head 1 only: no stack, no (B, T, 1, V) copy to select from
+            return self.unembed(self.head_hidden(1, h_trunk, freqs, start_pos, cache, mask))
+        H = n_future or self.n_future_tokens
+        latents = [self.head_hidden(k, h_trunk, freqs, start_pos, cache, mask) for k in range(1, H + 1)]
+        return self.unembed(torch.stack(latents, dim=-2))  # (B, T, H, V)
 
     def _training_terms(
         self, tokens: torch.Tensor, targets: torch.Tensor, n_future: int | None, sequential: bool
@@ -450,9 +455,13 @@ class Transformer(nn.Module):
             if k < targets.shape[1]:
                 t_k[:, : targets.shape[1] - k] = targets[:, k:]  # head k at t predicts x_{t+k}
             if sequential and torch.is_grad_enabled():
-                c, ok = checkpoint(self._head_ce, k, h_trunk, freqs, t_k, use_reentrant=False)
+                # Keep only the head's normed output (B, T, D); its block is recomputed in backward.
+                h_k = checkpoint(self._head_normed, k, h_trunk, freqs, use_reentrant=False)
             else:
-                c, ok = self._head_ce(k, h_trunk, freqs, t_k)
+                h_k = self._head_normed(k, h_trunk, freqs)
+            # Chunked unembedding + CE: never (B, T, V) logits at once. Sequential heads keep
+            # nothing of size V for backward either (recomputed per chunk there).
+            c, ok = linear_cross_entropy(h_k, self.output.weight, t_k, self.ce_chunk_size, recompute=sequential)
             ce.append(c)
             correct.append(ok)
         B, T = targets.shape
@@ -463,14 +472,9 @@ class Transformer(nn.Module):
             h_normed=self.norm(h_trunk),
         )
 
-    def _head_ce(
-        self, k: int, h_trunk: torch.Tensor, freqs: torch.Tensor, targets_k: torch.Tensor
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """(B, T) cross entropy of head k (0 where target is -100) and argmax hits (bool)."""
-        logits = self.unembed(self.head_hidden(k, h_trunk, freqs))  # (B, T, V) float32
-        ce = F.cross_entropy(logits.flatten(0, 1), targets_k.flatten(), ignore_index=-100, reduction="none")
-        correct = (logits.detach().argmax(-1) == targets_k) & (targets_k != -100)
-        return ce.view(targets_k.shape), correct
+    def _head_normed(self, k: int, h_trunk: torch.Tensor, freqs: torch.Tensor) -> torch.Tensor:
+        """norm(head k's hidden state) (B, T, D): the unembedding's input."""
+        return self.norm(self.head_hidden(k, h_trunk, freqs))
 
     def new_cache(self, batch_size: int, max_len: int, dtype: torch.dtype | None = None) -> KVCache:
         p = self.tok_embeddings.weight
