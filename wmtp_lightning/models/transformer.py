@@ -8,13 +8,15 @@ References:
 Architecture (names are Meta's, so their state dict loads without a key map):
 
     tokens ─ tok_embeddings ─ layers[0] ─ ... ─ layers[-2] ─┐ h_trunk
-                                                            ├─ layers[-1]      ─┐
-                                                            ├─ extra_heads[0]  ─┤ stack -> norm -> output
-                                                            └─ extra_heads[H-2]─┘   logits [B, T, H, V]
+                                                            ├─ layers[-1]      ─┐ norm -> output
+                                                            ├─ extra_heads[0]  ─┤ (shared)
+                                                            └─ extra_heads[H-2]─┘ logits of each head
 
 Every prediction head is one transformer block applied to the *same* trunk output (parallel, not
 chained). Head k (k = 1..H) at position t predicts token x_{t+k}; head 1 is the ordinary
-next-token head, so `n_future_tokens = 1` is a plain LLaMA.
+next-token head, so `n_future_tokens = 1` is a plain LLaMA. In training (`targets` given) no
+logits tensor is returned: each head's unembedding and cross entropy run over chunks of tokens
+(`linear_ce.py`), so neither (B, T, H, V) nor (B, T, V) logits ever exist at once.
 
 This file imports nothing from Lightning: it is the pure model, usable in any training loop.
 """
@@ -31,6 +33,10 @@ from torch import nn
 from torch.utils.checkpoint import checkpoint
 
 from wmtp_lightning.models.linear_ce import CHUNK_SIZE, linear_cross_entropy
+
+
+# `enable_gqa` in scaled_dot_product_attention (torch >= 2.5).
+SDPA_GQA = torch.__version__ >= "2.5"
 
 
 @dataclass(frozen=True)
@@ -173,10 +179,9 @@ class RMSNorm(nn.Module):
         self.weight = nn.Parameter(torch.ones(dim))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        # Normalise in float32 (as Meta does) and cast back: bf16 rsqrt loses too many bits.
-        xf = x.float()
-        out = xf * torch.rsqrt(xf.pow(2).mean(-1, keepdim=True) + self.eps)
-        return out.type_as(x) * self.weight
+        # Normalise in float32 (as Meta does) and cast back before the gain: bf16 rsqrt loses too
+        # many bits. F.rms_norm is x·rsqrt(mean(x²) + eps), fused where torch has a kernel.
+        return F.rms_norm(x.float(), (x.shape[-1],), eps=self.eps).type_as(x) * self.weight
 
 
 def precompute_freqs_cis(head_dim: int, end: int, theta: float = 10000.0) -> torch.Tensor:
@@ -251,15 +256,19 @@ class Attention(nn.Module):
         q, k = apply_rotary_emb(q, k, freqs_cis)
         if cache is not None:
             k, v = cache.update(self.block_id, start_pos, k, v)  # (B, S, nkv, hd), S = start_pos + T
+        # Grouped-query attention: each kv head serves `rep` query heads. Without a mask SDPA
+        # shares them itself (`enable_gqa`, no copies); with one, as in Hugging Face's Llama, the
+        # kv heads are repeated, because CUDA's fused kernels take a mask or GQA, not both.
         rep = self.n_heads // self.n_kv_heads
-        if rep > 1:  # grouped-query attention: share each kv head across `rep` query heads
+        gqa = rep > 1 and mask is None and SDPA_GQA
+        if rep > 1 and not gqa:
             k = k.repeat_interleave(rep, dim=2)
             v = v.repeat_interleave(rep, dim=2)
-        q, k, v = (t.transpose(1, 2) for t in (q, k, v))  # (B, nh, T|S, hd)
-        if mask is None and start_pos == 0:
-            y = F.scaled_dot_product_attention(q, k, v, is_causal=T > 1)
-        else:
-            y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+        q, k, v = (t.transpose(1, 2) for t in (q, k, v))  # (B, nh, T, hd), k/v (B, nkv or nh, S, hd)
+        causal = mask is None and start_pos == 0 and T > 1
+        y = F.scaled_dot_product_attention(
+            q, k, v, attn_mask=mask, is_causal=causal, **({"enable_gqa": True} if gqa else {})
+        )
         y = y.transpose(1, 2).reshape(B, T, -1)  # (B, T, nh*hd)
         return self.wo(y)
 
@@ -427,11 +436,13 @@ class Transformer(nn.Module):
         (H = `n_future` or all `n_future_tokens`), float32 whatever the weight dtype.
 
         With targets (B, T) (-100 = not learned): an `MTPOutput` with per-prediction cross
-        entropies instead of logits, so the (B, T, H, V) tensor need never exist at once.
-        `sequential_heads` computes each head under activation checkpointing: its logits are
-        freed right after its loss, and backward recomputes and back-propagates one head at a
-        time, accumulating the trunk gradient (Meta's Fig. 2 memory profile, at the cost of
-        re-running the head blocks). `n_future=0` runs the trunk only (critic stage 1).
+        entropies instead of logits, computed by `linear_cross_entropy` over `ce_chunk_size`
+        tokens at a time. The plain path keeps each head's softmax gradient (B·T, V) for
+        backward (no matmul is repeated); `sequential_heads` keeps nothing of size V and runs
+        each head block under activation checkpointing, so backward recomputes and
+        back-propagates one head at a time, accumulating the trunk gradient (Meta's Fig. 2
+        memory profile, at the cost of re-running the head blocks and their unembedding).
+        `n_future=0` runs the trunk only (critic stage 1).
         Training goes through `forward` (not `trunk()` directly) because FSDP2 hooks the root
         module's forward.
         """
