@@ -128,6 +128,7 @@ def measure(
     peak: float,
     variants: tuple[str, ...] = ("hf", "ours_h1", "ours_h4", "ours_h4_seq"),
     mtp_heads: int = 4,
+    profile: bool = False,
 ) -> dict:
     """Step times of the chosen variants at one sequence length, with ratios and MFU."""
     args = replace(args, max_seq_len=max(args.max_seq_len, seq), n_future_tokens=1)
@@ -160,6 +161,11 @@ def measure(
     fused = fused_adamw_supported([torch.zeros(1, device=device, dtype=dtype, requires_grad=True)])
     steps = {n: train_step(m, losses[n], make_optimizer(m, fused)) for n, m in models.items()}
     times = interleaved(steps, rounds, warmup, device_sync(device))
+    if profile:
+        for name in ("hf", "ours_h1"):
+            if name in steps:
+                print(f"--- torch.profiler, one {name} step at seq {seq}: ops by self time")
+                print(profile_table(steps[name], device))
     tokens = batch * seq
     rows = {}
     for name, t in times.items():
@@ -184,6 +190,18 @@ def measure(
             out[f"{name}_over_h1_step_time"] = spread(per_round(times[name], times["ours_h1"]))
     del models, steps
     return out
+
+
+def profile_table(step, device: str, rows: int = 18) -> str:
+    """Where one step's time goes: torch.profiler's table of ops by self time."""
+    from torch.profiler import ProfilerActivity, profile
+
+    acts = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if torch.device(device).type == "cuda" else [])
+    with profile(activities=acts) as prof:
+        step()
+        device_sync(device)()
+    key = "self_cuda_time_total" if torch.device(device).type == "cuda" else "self_cpu_time_total"
+    return prof.key_averages().table(sort_by=key, row_limit=rows, max_name_column_width=48)
 
 
 def markdown(result: dict) -> str:
@@ -224,6 +242,7 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--warmup", type=int, default=2)
     ap.add_argument("--mtp-heads", type=int, default=4)
     ap.add_argument("--threads", type=int, default=None)
+    ap.add_argument("--profile", action="store_true", help="print a torch.profiler table of one HF and one ours step")
     ap.add_argument("--json", help="also write the result here")
     a = ap.parse_args(argv)
     if a.threads:
@@ -250,7 +269,10 @@ def main(argv: list[str] | None = None) -> dict:
         "params_m": round(params(args) / 1e6, 1),
         "matmul_peak_gflops": round(peak / 1e9, 1),
         "runs": [
-            measure(args, s, a.batch, a.rounds, a.warmup, a.device, dtype, peak, mtp_heads=a.mtp_heads) for s in seqs
+            measure(
+                args, s, a.batch, a.rounds, a.warmup, a.device, dtype, peak, mtp_heads=a.mtp_heads, profile=a.profile
+            )
+            for s in seqs
         ],
     }
     print(markdown(result))

@@ -134,3 +134,13 @@ def test_bad_arguments():
         linear_cross_entropy(h, w, t, chunk_size=0)
     with pytest.raises(ValueError, match="token count"):
         linear_cross_entropy(h, w, t[:-1])
+
+
+def test_a_second_backward_is_refused_not_wrong():
+    """The kept softmax is scaled in place by backward: autograd must refuse to reuse it."""
+    h, w, t, g = case()
+    ce, _ = linear_cross_entropy(h, w, t)
+    loss = (ce * g).sum()
+    loss.backward(retain_graph=True)
+    with pytest.raises(RuntimeError, match="modified by an inplace operation"):
+        loss.backward()

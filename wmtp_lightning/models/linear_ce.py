@@ -10,9 +10,10 @@ The training loss is a weighted sum of the ce_i with weights known only after th
 only in backward. Backward then needs softmax(logits_i) − onehot(t_i) for every token, and there
 are two ways to have it:
 
-  - `recompute=False` (speed): forward keeps it, one float32 (N, V) tensor. The plain path's
-    logits, log-softmax output and their gradients (three such tensors, plus a zero-filled one for
-    `nll_loss`' backward) never exist, and no matmul is repeated: 3 matmuls of N·D·V, as unfused.
+  - `recompute=False` (speed): forward keeps it, one float32 (N, V) tensor, which backward
+    scales in place into the logits' gradient. The unfused path's logits, log-softmax output and
+    their gradients (four such tensors, one of them zero-filled for `nll_loss`' backward) never
+    exist, and no matmul is repeated: 3 matmuls of N·D·V, as unfused.
   - `recompute=True` (memory): forward keeps nothing of size V; backward recomputes each chunk's
     logits. Nothing larger than `chunk_size` × V ever exists, for one extra N·D·V matmul.
 
@@ -82,7 +83,10 @@ def _forward(
     grad_unit = torch.empty(N, V, dtype=torch.float32, device=h.device) if keep_grad else None
     for s in _chunks(N, chunk_size):
         e = min(s + chunk_size, N)
-        logits = (h[s:e] @ weight.t()).float()  # (c, V)
+        if grad_unit is not None and h.dtype == torch.float32:  # into the kept buffer: no new (c, V)
+            logits = torch.mm(h[s:e], weight.t(), out=grad_unit[s:e])
+        else:
+            logits = (h[s:e] @ weight.t()).float()  # (c, V)
         correct[s:e] = (logits.argmax(-1) == t[s:e]) & valid[s:e]
         logp = torch.log_softmax(logits, dim=-1)  # what F.cross_entropy computes, bit for bit
         del logits
@@ -113,8 +117,8 @@ class _LinearCrossEntropy(torch.autograd.Function):
         grad_w = None
         for s in _chunks(h.shape[0], ctx.chunk_size):
             e = min(s + ctx.chunk_size, h.shape[0])
-            if kept:
-                d = kept[0][s:e] * g[s:e]  # (c, V)
+            if kept:  # scaled in place: backward runs once (autograd refuses a second, the
+                d = kept[0][s:e].mul_(g[s:e])  # saved tensor having changed)
             else:
                 d = torch.softmax((h[s:e] @ weight.t()).float(), dim=-1)
                 d.scatter_add_(1, safe[s:e], -valid[s:e, None].to(d.dtype)).mul_(g[s:e])
