@@ -34,7 +34,6 @@ from torch.utils.checkpoint import checkpoint
 
 from wmtp_lightning.models.linear_ce import CHUNK_SIZE, linear_cross_entropy
 
-
 # `enable_gqa` in scaled_dot_product_attention (torch >= 2.5).
 SDPA_GQA = torch.__version__ >= "2.5"
 
