@@ -129,6 +129,7 @@ def measure(
     variants: tuple[str, ...] = ("hf", "ours_h1", "ours_h4", "ours_h4_seq"),
     mtp_heads: int = 4,
     profile: bool = False,
+    clock: str = "wall",
 ) -> dict:
     """Step times of the chosen variants at one sequence length, with ratios and MFU."""
     args = replace(args, max_seq_len=max(args.max_seq_len, seq), n_future_tokens=1)
@@ -160,7 +161,7 @@ def measure(
             raise AssertionError(f"ours and HF disagree on the same weights: loss {b} vs {a}")
     fused = fused_adamw_supported([torch.zeros(1, device=device, dtype=dtype, requires_grad=True)])
     steps = {n: train_step(m, losses[n], make_optimizer(m, fused)) for n, m in models.items()}
-    times = interleaved(steps, rounds, warmup, device_sync(device))
+    times = interleaved(steps, rounds, warmup, device_sync(device), clock)
     if profile:
         for name in ("hf", "ours_h1"):
             if name in steps:
@@ -180,7 +181,14 @@ def measure(
             "tokens_per_s": spread([tokens / s for s in t], 1),
             "mfu": spread([per_tok * tokens / s / peak for s in t]),
         }
-    out = {"seq": seq, "batch": batch, "rounds": rounds, "optimizer": f"AdamW(lr=1e-4, fused={fused})", "rows": rows}
+    out = {
+        "seq": seq,
+        "batch": batch,
+        "rounds": rounds,
+        "clock": clock,
+        "optimizer": f"AdamW(lr=1e-4, fused={fused})",
+        "rows": rows,
+    }
     if same_model:
         out["same_model"] = same_model
     if "hf" in times and "ours_h1" in times:
@@ -207,7 +215,8 @@ def profile_table(step, device: str, rows: int = 18) -> str:
 def markdown(result: dict) -> str:
     lines = [
         f"machine: {result['machine']}",
-        f"shape: {result['shape']}; matmul peak {result['matmul_peak_gflops']} GFLOP/s ({result['dtype']})",
+        f"shape: {result['shape']}; matmul peak {result['matmul_peak_gflops']} GFLOP/s ({result['dtype']}); "
+        f"clock: {result['runs'][0]['clock']}",
         "",
         "| seq | variant | step s | tokens/s | MFU | ratio |",
         "|---|---|---|---|---|---|",
@@ -242,6 +251,12 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--warmup", type=int, default=2)
     ap.add_argument("--mtp-heads", type=int, default=4)
     ap.add_argument("--threads", type=int, default=None)
+    ap.add_argument(
+        "--clock",
+        default="wall",
+        choices=["wall", "cpu"],
+        help="wall time, or process CPU time (with --threads 1: robust to foreign load)",
+    )
     ap.add_argument("--profile", action="store_true", help="print a torch.profiler table of one HF and one ours step")
     ap.add_argument("--json", help="also write the result here")
     a = ap.parse_args(argv)
@@ -270,7 +285,17 @@ def main(argv: list[str] | None = None) -> dict:
         "matmul_peak_gflops": round(peak / 1e9, 1),
         "runs": [
             measure(
-                args, s, a.batch, a.rounds, a.warmup, a.device, dtype, peak, mtp_heads=a.mtp_heads, profile=a.profile
+                args,
+                s,
+                a.batch,
+                a.rounds,
+                a.warmup,
+                a.device,
+                dtype,
+                peak,
+                mtp_heads=a.mtp_heads,
+                profile=a.profile,
+                clock=a.clock,
             )
             for s in seqs
         ],

@@ -16,11 +16,24 @@ from collections.abc import Callable, Sequence
 
 import torch
 
+CLOCKS = {"wall": time.perf_counter, "cpu": time.process_time}
+
 
 def interleaved(
-    variants: dict[str, Callable[[], object]], rounds: int, warmup: int = 1, sync: Callable[[], None] | None = None
+    variants: dict[str, Callable[[], object]],
+    rounds: int,
+    warmup: int = 1,
+    sync: Callable[[], None] | None = None,
+    clock: str = "wall",
 ) -> dict[str, list[float]]:
-    """Seconds per call of each variant: `warmup` untimed calls each, then `rounds` rotated rounds."""
+    """Seconds per call of each variant: `warmup` untimed calls each, then `rounds` rotated rounds.
+
+    clock "wall" (what a user waits for) or "cpu" (this process's CPU time: with one thread it
+    is not inflated by foreign processes taking the cores, so ratios survive a loaded machine).
+    """
+    if clock not in CLOCKS:
+        raise ValueError(f"clock must be one of {sorted(CLOCKS)}, got {clock!r}")
+    now = CLOCKS[clock]
     sync = sync or (lambda: None)
     names = list(variants)
     for _ in range(warmup):
@@ -30,10 +43,10 @@ def interleaved(
     for r in range(rounds):
         for name in names[r % len(names) :] + names[: r % len(names)]:
             sync()
-            t = time.perf_counter()
+            t = now()
             variants[name]()
             sync()
-            times[name].append(time.perf_counter() - t)
+            times[name].append(now() - t)
     return times
 
 

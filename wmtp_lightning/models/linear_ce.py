@@ -1,8 +1,9 @@
 """Unembedding + cross entropy over chunks of tokens, without the (N, V) logits tensor.
 
-    logits_i = h_i · Wᵀ                      h (N, D), W (V, D), computed in h's dtype, then float32
-    ce_i     = logsumexp(logits_i) − logits_i[t_i]          0 where t_i = −100
-    correct_i = argmax(logits_i) == t_i                    False where t_i = −100
+    logits_i  = h_i · Wᵀ               h (N, D), W (V, D), computed in h's dtype, then float32
+    m_i       = max_v logits_iv,       lse_i = m_i + log Σ_v exp(logits_iv − m_i)
+    ce_i      = lse_i − logits_i[t_i]                    0 where t_i = −100
+    correct_i = logits_i[t_i] == m_i   (t_i is a most likely token)   False where t_i = −100
     ∂ce_i/∂logits_i = softmax(logits_i) − onehot(t_i)
 
 The training loss is a weighted sum of the ce_i with weights known only after the forward pass
@@ -11,15 +12,18 @@ only in backward. Backward then needs softmax(logits_i) − onehot(t_i) for ever
 are two ways to have it:
 
   - `recompute=False` (speed): forward keeps it, one float32 (N, V) tensor, which backward
-    scales in place into the logits' gradient. The unfused path's logits, log-softmax output and
-    their gradients (four such tensors, one of them zero-filled for `nll_loss`' backward) never
-    exist, and no matmul is repeated: 3 matmuls of N·D·V, as unfused.
-  - `recompute=True` (memory): forward keeps nothing of size V; backward recomputes each chunk's
+    scales in place into the logits' gradient. No matmul is repeated (3 of N·D·V, as unfused).
+  - `recompute=True` (memory): forward keeps only lse (N,); backward recomputes each chunk's
     logits. Nothing larger than `chunk_size` × V ever exists, for one extra N·D·V matmul.
 
-Forward always works chunk by chunk, so the logits of more than `chunk_size` tokens never exist
-at once. The result equals `F.cross_entropy(F.linear(h, W).float(), t, reduction="none")` and its
-gradients up to float rounding (summation order differs across chunks).
+Either way the work happens in one buffer, in place: the unfused path (logits, log-softmax
+output, a zero-filled gradient for `nll_loss`, the log-softmax gradient, an argmax pass) makes
+four (N, V) tensors, and on a CPU a fresh large tensor costs about as much in page faults as an
+elementwise pass over it. Forward always goes chunk by chunk, so the logits of more than
+`chunk_size` tokens never exist at once. Results equal
+`F.cross_entropy(F.linear(h, W).float(), t, reduction="none")` and its gradients up to float
+rounding (summation order); `correct` equals `argmax == t` except that a target tied with another
+token for the maximum also counts as a hit.
 """
 
 from __future__ import annotations
@@ -37,7 +41,7 @@ def linear_cross_entropy(
     chunk_size: int = CHUNK_SIZE,
     recompute: bool = False,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per-token cross entropy of `h @ weight.T` against `targets`, and argmax hits.
+    """Per-token cross entropy of `h @ weight.T` against `targets`, and whether the target is a top token.
 
     Args:
         h: (..., D) hidden states (already normalised).
@@ -63,72 +67,81 @@ def linear_cross_entropy(
         if torch.is_grad_enabled() and (h2.requires_grad or weight.requires_grad):
             ce, correct = _LinearCrossEntropy.apply(h2, weight, t, chunk_size, recompute)
         else:
-            ce, correct, _ = _forward(h2, weight, t, chunk_size, keep_grad=False)
+            ce, correct, _, _ = _forward(h2, weight, t, chunk_size, keep_grad=False)
     return ce.view(shape), correct.view(shape)
 
 
-def _chunks(n: int, size: int) -> range:
-    return range(0, n, size)
+def _logits_into(out: torch.Tensor, h: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    """out (c, V) float32 <- h (c, D) @ weight.T, computed in h's dtype (as F.linear would)."""
+    if h.dtype == torch.float32:
+        return torch.mm(h, weight.t(), out=out)
+    return out.copy_(h @ weight.t())
 
 
 def _forward(
     h: torch.Tensor, weight: torch.Tensor, t: torch.Tensor, chunk_size: int, keep_grad: bool
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
-    """ce (N,), correct (N,), and softmax − onehot (N, V) float32 when `keep_grad`."""
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor | None]:
+    """ce (N,), correct (N,), lse (N,), and softmax − onehot (N, V) float32 when `keep_grad`."""
     N, V = h.shape[0], weight.shape[0]
     valid = t != IGNORE_INDEX
     safe = torch.where(valid, t, 0)[:, None]  # (N, 1): a real index where t is ignored
     ce = torch.empty(N, dtype=torch.float32, device=h.device)
     correct = torch.empty(N, dtype=torch.bool, device=h.device)
-    grad_unit = torch.empty(N, V, dtype=torch.float32, device=h.device) if keep_grad else None
-    for s in _chunks(N, chunk_size):
+    lse = torch.empty(N, dtype=torch.float32, device=h.device)
+    keep = torch.empty(N, V, dtype=torch.float32, device=h.device) if keep_grad else None
+    buf = keep if keep is not None else torch.empty(min(chunk_size, N), V, dtype=torch.float32, device=h.device)
+    for s in range(0, N, chunk_size):
         e = min(s + chunk_size, N)
-        if grad_unit is not None and h.dtype == torch.float32:  # into the kept buffer: no new (c, V)
-            logits = torch.mm(h[s:e], weight.t(), out=grad_unit[s:e])
-        else:
-            logits = (h[s:e] @ weight.t()).float()  # (c, V)
-        correct[s:e] = (logits.argmax(-1) == t[s:e]) & valid[s:e]
-        logp = torch.log_softmax(logits, dim=-1)  # what F.cross_entropy computes, bit for bit
-        del logits
-        ce[s:e] = torch.where(valid[s:e], -logp.gather(1, safe[s:e]).squeeze(1), 0.0)
-        if grad_unit is not None:
-            p = torch.exp(logp, out=grad_unit[s:e])  # softmax, written in place
-            p.scatter_add_(1, safe[s:e], -valid[s:e, None].to(p.dtype))  # − onehot on scored rows
-    return ce, correct, grad_unit
+        z = _logits_into(buf[s:e] if keep is not None else buf[: e - s], h[s:e], weight)  # (c, V)
+        m = z.amax(-1, keepdim=True)
+        z_t = z.gather(1, safe[s:e])
+        correct[s:e] = (z_t == m).squeeze(1) & valid[s:e]
+        total = z.sub_(m).exp_().sum(-1, keepdim=True)  # z <- exp(logits − m)
+        log_total = total.log()
+        ce[s:e] = torch.where(valid[s:e], (log_total - (z_t - m)).squeeze(1), 0.0)
+        lse[s:e] = (m + log_total).squeeze(1)
+        if keep is not None:
+            z.div_(total).scatter_add_(1, safe[s:e], -valid[s:e, None].to(z.dtype))  # softmax − onehot
+    return ce, correct, lse, keep
 
 
 class _LinearCrossEntropy(torch.autograd.Function):
     @staticmethod
     def forward(ctx, h, weight, t, chunk_size, recompute):  # type: ignore[override]
-        ce, correct, grad_unit = _forward(h, weight, t, chunk_size, keep_grad=not recompute)
+        ce, correct, lse, keep = _forward(h, weight, t, chunk_size, keep_grad=not recompute)
         ctx.chunk_size = chunk_size
-        ctx.save_for_backward(h, weight, t, *(() if grad_unit is None else (grad_unit,)))
+        ctx.save_for_backward(h, weight, t, lse if keep is None else keep)
         ctx.mark_non_differentiable(correct)
         return ce, correct
 
     @staticmethod
     def backward(ctx, grad_ce, _grad_correct):  # type: ignore[override]
-        h, weight, t, *kept = ctx.saved_tensors
+        h, weight, t, kept = ctx.saved_tensors
+        recompute = kept.dim() == 1  # lse (N,) rather than softmax − onehot (N, V)
         need_h, need_w = ctx.needs_input_grad[:2]
+        N, V, c = h.shape[0], weight.shape[0], min(ctx.chunk_size, h.shape[0])
         valid = t != IGNORE_INDEX
         g = torch.where(valid, grad_ce.float(), 0.0)[:, None]  # (N, 1) ∂loss/∂ce, 0 where unscored
         safe = torch.where(valid, t, 0)[:, None]
+        buf = torch.empty(c, V, dtype=torch.float32, device=h.device) if recompute else None
+        low = torch.empty(c, V, dtype=h.dtype, device=h.device) if h.dtype != torch.float32 else None
         grad_h = torch.empty_like(h) if need_h else None
         grad_w = None
-        for s in _chunks(h.shape[0], ctx.chunk_size):
-            e = min(s + ctx.chunk_size, h.shape[0])
-            if kept:  # scaled in place: backward runs once (autograd refuses a second, the
-                d = kept[0][s:e].mul_(g[s:e])  # saved tensor having changed)
-            else:
-                d = torch.softmax((h[s:e] @ weight.t()).float(), dim=-1)
+        for s in range(0, N, ctx.chunk_size):
+            e = min(s + ctx.chunk_size, N)
+            if recompute:
+                d = _logits_into(buf[: e - s], h[s:e], weight).sub_(kept[s:e, None]).exp_()  # softmax
                 d.scatter_add_(1, safe[s:e], -valid[s:e, None].to(d.dtype)).mul_(g[s:e])
-            d = d.to(h.dtype)  # the plain path casts the float32 logits' gradient back the same way
+            else:  # scaled in place: backward runs once (autograd refuses a second: the saved tensor changed)
+                d = kept[s:e].mul_(g[s:e])
+            if low is not None:  # the unfused path casts the float32 logits' gradient back the same way
+                d = low[: e - s].copy_(d)
             if need_h:
                 torch.mm(d, weight, out=grad_h[s:e])
-            if need_w:  # summed over chunks in float32 (one chunk: exactly the plain path's matmul)
+            if need_w:  # summed over chunks in float32 (one chunk: exactly the unfused path's matmul)
                 if grad_w is None:
                     grad_w = d.t() @ h[s:e]  # (V, D)
-                    if e < h.shape[0]:
+                    if e < N:
                         grad_w = grad_w.float()
                 elif d.dtype == grad_w.dtype:
                     grad_w.addmm_(d.t(), h[s:e])
