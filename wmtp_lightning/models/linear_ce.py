@@ -11,8 +11,8 @@ The training loss is a weighted sum of the ce_i with weights known only after th
 only in backward. Backward then needs softmax(logits_i) − onehot(t_i) for every token, and there
 are two ways to have it:
 
-  - `recompute=False` (speed): forward keeps it, one float32 (N, V) tensor, which backward
-    scales in place into the logits' gradient. No matmul is repeated (3 of N·D·V, as unfused).
+  - `recompute=False` (speed): forward keeps exp(logits − max), one float32 (N, V) tensor, which
+    backward turns in place into the logits' gradient. No matmul is repeated (3 of N·D·V, as unfused).
   - `recompute=True` (memory): forward keeps only lse (N,); backward recomputes each chunk's
     logits. Nothing larger than `chunk_size` × V ever exists, for one extra N·D·V matmul.
 
@@ -81,13 +81,17 @@ def _logits_into(out: torch.Tensor, h: torch.Tensor, weight: torch.Tensor) -> to
 def _forward(
     h: torch.Tensor, weight: torch.Tensor, t: torch.Tensor, chunk_size: int, keep_grad: bool
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor | None]:
-    """ce (N,), correct (N,), lse (N,), and softmax − onehot (N, V) float32 when `keep_grad`."""
+    """ce (N,), correct (N,), and for backward: lse (N,), or with `keep_grad` (1/Σexp (N,), exp (N, V)).
+
+    With `keep_grad` the kept tensor is exp(logits − max) = softmax · Σexp, float32: backward
+    normalises it with the same multiply that applies ∂loss/∂ce, which saves a pass over it.
+    """
     N, V = h.shape[0], weight.shape[0]
     valid = t != IGNORE_INDEX
     safe = torch.where(valid, t, 0)[:, None]  # (N, 1): a real index where t is ignored
     ce = torch.empty(N, dtype=torch.float32, device=h.device)
     correct = torch.empty(N, dtype=torch.bool, device=h.device)
-    lse = torch.empty(N, dtype=torch.float32, device=h.device)
+    stat = torch.empty(N, dtype=torch.float32, device=h.device)  # lse, or 1/Σexp when keeping
     keep = torch.empty(N, V, dtype=torch.float32, device=h.device) if keep_grad else None
     buf = keep if keep is not None else torch.empty(min(chunk_size, N), V, dtype=torch.float32, device=h.device)
     for s in range(0, N, chunk_size):
@@ -99,41 +103,39 @@ def _forward(
         total = z.sub_(m).exp_().sum(-1, keepdim=True)  # z <- exp(logits − m)
         log_total = total.log()
         ce[s:e] = torch.where(valid[s:e], (log_total - (z_t - m)).squeeze(1), 0.0)
-        lse[s:e] = (m + log_total).squeeze(1)
-        if keep is not None:
-            z.div_(total).scatter_add_(1, safe[s:e], -valid[s:e, None].to(z.dtype))  # softmax − onehot
-    return ce, correct, lse, keep
+        stat[s:e] = total.reciprocal().squeeze(1) if keep is not None else (m + log_total).squeeze(1)
+    return ce, correct, stat, keep
 
 
 class _LinearCrossEntropy(torch.autograd.Function):
     @staticmethod
     def forward(ctx, h, weight, t, chunk_size, recompute):  # type: ignore[override]
-        ce, correct, lse, keep = _forward(h, weight, t, chunk_size, keep_grad=not recompute)
+        ce, correct, stat, keep = _forward(h, weight, t, chunk_size, keep_grad=not recompute)
         ctx.chunk_size = chunk_size
-        ctx.save_for_backward(h, weight, t, lse if keep is None else keep)
+        ctx.save_for_backward(h, weight, t, stat, *(() if keep is None else (keep,)))
         ctx.mark_non_differentiable(correct)
         return ce, correct
 
     @staticmethod
     def backward(ctx, grad_ce, _grad_correct):  # type: ignore[override]
-        h, weight, t, kept = ctx.saved_tensors
-        recompute = kept.dim() == 1  # lse (N,) rather than softmax − onehot (N, V)
+        h, weight, t, stat, *kept = ctx.saved_tensors
         need_h, need_w = ctx.needs_input_grad[:2]
         N, V, c = h.shape[0], weight.shape[0], min(ctx.chunk_size, h.shape[0])
         valid = t != IGNORE_INDEX
         g = torch.where(valid, grad_ce.float(), 0.0)[:, None]  # (N, 1) ∂loss/∂ce, 0 where unscored
         safe = torch.where(valid, t, 0)[:, None]
-        buf = torch.empty(c, V, dtype=torch.float32, device=h.device) if recompute else None
+        buf = None if kept else torch.empty(c, V, dtype=torch.float32, device=h.device)
         low = torch.empty(c, V, dtype=h.dtype, device=h.device) if h.dtype != torch.float32 else None
         grad_h = torch.empty_like(h) if need_h else None
         grad_w = None
         for s in range(0, N, ctx.chunk_size):
             e = min(s + ctx.chunk_size, N)
-            if recompute:
-                d = _logits_into(buf[: e - s], h[s:e], weight).sub_(kept[s:e, None]).exp_()  # softmax
-                d.scatter_add_(1, safe[s:e], -valid[s:e, None].to(d.dtype)).mul_(g[s:e])
-            else:  # scaled in place: backward runs once (autograd refuses a second: the saved tensor changed)
-                d = kept[s:e].mul_(g[s:e])
+            # d = g · (softmax − onehot(t)): the logits' gradient, (c, V) float32
+            if kept:  # in place: backward runs once (autograd refuses a second: the saved tensor changed)
+                d = kept[0][s:e].mul_(g[s:e] * stat[s:e, None])
+            else:  # recompute: softmax = exp(logits − lse)
+                d = _logits_into(buf[: e - s], h[s:e], weight).sub_(stat[s:e, None]).exp_().mul_(g[s:e])
+            d.scatter_add_(1, safe[s:e], -g[s:e])
             if low is not None:  # the unfused path casts the float32 logits' gradient back the same way
                 d = low[: e - s].copy_(d)
             if need_h:
