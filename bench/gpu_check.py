@@ -415,7 +415,9 @@ def summary(name: str, r: dict) -> str:
             return f"{r['device']}, torch {r['torch']}, matmul peak {r['matmul_peak_tflops']} TFLOP/s"
         if name in ("throughput", "mtp_cost"):
             rows = r["rows"]
-            cells = [f"{k}: {rows[k]['tokens_per_s']['median']} tok/s, MFU {rows[k]['mfu']['median']}" for k in rows]
+            cells = [
+                f"{k}: {rows[k]['tokens_per_s']['median']} tok/s, MFU {rows[k]['mfu_pct']['median']} %" for k in rows
+            ]
             for key in ("ours_h1_over_hf_throughput", "ours_h4_over_h1_step_time", "ours_h4_seq_over_h1_step_time"):
                 if key in r:
                     cells.append(f"{key} {r[key]['median']} ({r[key]['min']}–{r[key]['max']})")

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from dataclasses import replace
 from pathlib import Path
 
@@ -126,10 +127,10 @@ def measure(
     device: str,
     dtype: torch.dtype,
     peak: float,
-    variants: tuple[str, ...] = ("hf", "ours_h1", "ours_h4", "ours_h4_seq"),
     mtp_heads: int = 4,
     profile: bool = False,
     clock: str = "wall",
+    variants: tuple[str, ...] = ("hf", "ours_h1", "ours_h4", "ours_h4_seq"),
 ) -> dict:
     """Step times of the chosen variants at one sequence length, with ratios and MFU."""
     args = replace(args, max_seq_len=max(args.max_seq_len, seq), n_future_tokens=1)
@@ -179,7 +180,7 @@ def measure(
         rows[name] = {
             "step_s": spread(t, 4),
             "tokens_per_s": spread([tokens / s for s in t], 1),
-            "mfu": spread([per_tok * tokens / s / peak for s in t]),
+            "mfu_pct": spread([100 * per_tok * tokens / s / peak for s in t], 1),
         }
     out = {
         "seq": seq,
@@ -218,7 +219,7 @@ def markdown(result: dict) -> str:
         f"shape: {result['shape']}; matmul peak {result['matmul_peak_gflops']} GFLOP/s ({result['dtype']}); "
         f"clock: {result['runs'][0]['clock']}",
         "",
-        "| seq | variant | step s | tokens/s | MFU | ratio |",
+        "| seq | variant | step s | tokens/s | MFU % | ratio |",
         "|---|---|---|---|---|---|",
     ]
     for r in result["runs"]:
@@ -230,7 +231,7 @@ def markdown(result: dict) -> str:
             }.get(name, ("", None))
             cell = f"{ratio[0]} {fmt(ratio[1])}" if ratio[1] else ""
             lines.append(
-                f"| {r['seq']} | {name} | {fmt(row['step_s'])} | {fmt(row['tokens_per_s'])} | {fmt(row['mfu'])} | {cell} |"
+                f"| {r['seq']} | {name} | {fmt(row['step_s'])} | {fmt(row['tokens_per_s'])} | {fmt(row['mfu_pct'])} | {cell} |"
             )
     return "\n".join(lines)
 
@@ -283,23 +284,12 @@ def main(argv: list[str] | None = None) -> dict:
         "dtype": a.dtype,
         "params_m": round(params(args) / 1e6, 1),
         "matmul_peak_gflops": round(peak / 1e9, 1),
-        "runs": [
-            measure(
-                args,
-                s,
-                a.batch,
-                a.rounds,
-                a.warmup,
-                a.device,
-                dtype,
-                peak,
-                mtp_heads=a.mtp_heads,
-                profile=a.profile,
-                clock=a.clock,
-            )
-            for s in seqs
-        ],
+        "runs": [],
     }
+    for seq in seqs:
+        run = measure(args, seq, a.batch, a.rounds, a.warmup, a.device, dtype, peak, a.mtp_heads, a.profile, a.clock)
+        print(f"seq {seq}: ours/HF throughput {fmt(run.get('ours_h1_over_hf_throughput', {}))}", file=sys.stderr)
+        result["runs"].append(run)
     print(markdown(result))
     print(json.dumps(result))
     if a.json:

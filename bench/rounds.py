@@ -65,8 +65,8 @@ def spread(values: Sequence[float], digits: int = 3) -> dict[str, float]:
 
 
 def fmt(s: dict[str, float]) -> str:
-    """'median (min–max)' of a `spread`."""
-    return f"{s['median']} ({s['min']}–{s['max']})"
+    """'median (min–max)' of a `spread` ('n/a' for none)."""
+    return f"{s['median']} ({s['min']}–{s['max']})" if s else "n/a"
 
 
 def device_sync(device: str | torch.device) -> Callable[[], None]:
