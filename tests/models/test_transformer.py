@@ -161,26 +161,111 @@ def test_left_padding_mask_equals_unpadded():
     assert torch.isfinite(out).all()
 
 
-def test_training_terms_match_logits_and_sequential_gradients_are_equal():
+def unfused_training_ce(m: Transformer, x: torch.Tensor, y: torch.Tensor, H: int) -> torch.Tensor:
+    """(B, T, H) per-prediction CE from the full (B, T, H, V) logits: the straightforward reference."""
+    logits = m(x, return_all_heads=True, n_future=H)
+    ce = []
+    for k in range(1, H + 1):
+        tgt = torch.full_like(y, -100)
+        tgt[:, : y.shape[1] - k] = y[:, k:]
+        ce.append(
+            F.cross_entropy(logits[:, :, k - 1].flatten(0, 1), tgt.flatten(), ignore_index=-100, reduction="none")
+        )
+    return torch.stack(ce, -1).view(*y.shape, H)
+
+
+def param_grads(m: Transformer, loss: torch.Tensor) -> dict[str, torch.Tensor]:
+    m.zero_grad()
+    loss.backward()
+    return {n: p.grad.clone() for n, p in m.named_parameters() if p.grad is not None}
+
+
+@pytest.mark.parametrize("sequential", [False, True])
+@pytest.mark.parametrize("chunk", [3, 1024])
+def test_training_terms_equal_the_unfused_loss_and_gradients(sequential, chunk):
+    """Chunked unembedding + CE (plain and sequential heads) == CE of the full logits, grads too."""
     m = Transformer(tiny())
+    m.ce_chunk_size = chunk
     x = torch.randint(0, 256, (2, 10))
     y = x.clone()
-    y[:, :4] = -100
-    out = m(x, targets=y)
-    logits = m(x, return_all_heads=True)
-    for k in range(1, 4):
-        tgt = torch.full_like(y, -100)
-        tgt[:, : 10 - k] = y[:, k:]
-        ce = F.cross_entropy(logits[:, :, k - 1].flatten(0, 1), tgt.flatten(), ignore_index=-100, reduction="none")
-        torch.testing.assert_close(out.ce[..., k - 1], ce.view(2, 10), atol=1e-5, rtol=1e-5)
-    torch.testing.assert_close(out.h_normed, m.norm(m.trunk(x)[0]))
+    y[:, :4] = -100  # a prompt
+    y[1, 7:] = -100  # padding at the end of row 2
     w = torch.rand(2, 10, 3)
-    (out.ce * w).sum().backward()
-    plain = {n: p.grad.clone() for n, p in m.named_parameters()}
-    m.zero_grad()
-    (m(x, targets=y, sequential_heads=True).ce * w).sum().backward()
-    for n, p in m.named_parameters():
-        torch.testing.assert_close(p.grad, plain[n], atol=1e-6, rtol=1e-5, msg=n)
+    ref_ce = unfused_training_ce(m, x, y, 3)
+    ref = param_grads(m, (ref_ce * w).sum())
+    out = m(x, targets=y, sequential_heads=sequential)
+    torch.testing.assert_close(out.ce, ref_ce.detach(), atol=1e-5, rtol=1e-5)
+    assert (out.ce[unfused_targets(y, 3) == -100] == 0).all()
+    torch.testing.assert_close(out.h_normed, m.norm(m.trunk(x)[0]))
+    got = param_grads(m, (out.ce * w).sum())
+    assert got.keys() == ref.keys()
+    for n in ref:
+        torch.testing.assert_close(got[n], ref[n], atol=1e-6, rtol=1e-5, msg=n)
+
+
+def unfused_targets(y: torch.Tensor, H: int) -> torch.Tensor:
+    return torch.stack([torch.cat([y[:, k:], torch.full_like(y[:, :k], -100)], 1) for k in range(1, H + 1)], -1)
+
+
+def test_argmax_hits_are_those_of_the_logits():
+    m = Transformer(tiny())
+    x = torch.randint(0, 256, (2, 9))
+    logits = m(x, return_all_heads=True)
+    y = logits[:, :, 0].argmax(-1).roll(1, 1)  # head 1 predicts y[t + 1] = its own argmax at t
+    y[:, 0] = -100
+    out = m(x, targets=y)
+    expected = (logits.argmax(-1) == unfused_targets(y, 3)) & (unfused_targets(y, 3) != -100)
+    assert torch.equal(out.correct, expected) and out.correct[..., 0][:, :-1].all()
+
+
+@pytest.mark.parametrize("sequential", [False, True])
+def test_no_logits_tensor_for_all_heads_or_all_tokens(sequential):
+    """Plain heads keep one (N, V) softmax per head at most; sequential heads no more than a chunk."""
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    class Probe(TorchDispatchMode):
+        largest = 0
+
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            out = func(*args, **(kwargs or {}))
+            for o in () if func.is_view else out if isinstance(out, (tuple, list)) else (out,):
+                if isinstance(o, torch.Tensor) and o.dim() and o.shape[-1] == 256:  # V-sized: logits-like
+                    Probe.largest = max(Probe.largest, o.numel())
+            return out
+
+    m = Transformer(tiny())
+    m.ce_chunk_size = 4
+    x = torch.randint(0, 256, (2, 10))
+    with Probe():
+        m(x, targets=x, sequential_heads=sequential).ce.sum().backward()
+    assert Probe.largest == (4 * 256 if sequential else 2 * 10 * 256)
+
+
+def test_sequential_heads_with_no_heads_and_with_rows_without_targets():
+    m = Transformer(tiny())
+    x = torch.randint(0, 256, (2, 6))
+    out = m(x, targets=x, n_future=0, sequential_heads=True)
+    assert out.ce.shape == (2, 6, 0) and out.correct.shape == (2, 6, 0)
+    out.h_normed.sum().backward()  # the trunk still trains (critic stage 1)
+    assert m.tok_embeddings.weight.grad is not None and m.output.weight.grad is None
+    y = x.clone()
+    y[1] = -100  # a row with nothing to learn
+    out = m(x, targets=y, sequential_heads=True)
+    assert (out.ce[1] == 0).all() and not out.correct[1].any() and torch.isfinite(out.ce).all()
+
+
+def test_bf16_training_terms_smoke():
+    m32 = Transformer(tiny())
+    m = Transformer(tiny()).to(torch.bfloat16)
+    m.load_state_dict({k: v.to(torch.bfloat16) for k, v in m32.state_dict().items()})
+    x = torch.randint(0, 256, (2, 12))
+    for sequential in (False, True):
+        out = m(x, targets=x, sequential_heads=sequential)
+        assert out.ce.dtype == torch.float32 and torch.isfinite(out.ce).all()
+        assert (out.ce - m32(x, targets=x).ce.detach()).abs().max() < 0.1
+        out.ce.sum().backward()
+        assert all(torch.isfinite(p.grad).all() for p in m.parameters() if p.grad is not None)
+        assert m.output.weight.grad.dtype == torch.bfloat16
 
 
 def test_trunk_only_mode_returns_no_heads():

@@ -8,13 +8,15 @@ References:
 Architecture (names are Meta's, so their state dict loads without a key map):
 
     tokens ─ tok_embeddings ─ layers[0] ─ ... ─ layers[-2] ─┐ h_trunk
-                                                            ├─ layers[-1]      ─┐
-                                                            ├─ extra_heads[0]  ─┤ stack -> norm -> output
-                                                            └─ extra_heads[H-2]─┘   logits [B, T, H, V]
+                                                            ├─ layers[-1]      ─┐ norm -> output
+                                                            ├─ extra_heads[0]  ─┤ (shared)
+                                                            └─ extra_heads[H-2]─┘ logits of each head
 
 Every prediction head is one transformer block applied to the *same* trunk output (parallel, not
 chained). Head k (k = 1..H) at position t predicts token x_{t+k}; head 1 is the ordinary
-next-token head, so `n_future_tokens = 1` is a plain LLaMA.
+next-token head, so `n_future_tokens = 1` is a plain LLaMA. In training (`targets` given) no
+logits tensor is returned: each head's unembedding and cross entropy run over chunks of tokens
+(`linear_ce.py`), so neither (B, T, H, V) nor (B, T, V) logits ever exist at once.
 
 This file imports nothing from Lightning: it is the pure model, usable in any training loop.
 """
@@ -30,7 +32,10 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
-IGNORE_INDEX = -100  # label of a position that is not learned (prompt, padding); F.cross_entropy's default
+from wmtp_lightning.models.linear_ce import CHUNK_SIZE, IGNORE_INDEX, linear_cross_entropy
+
+# `enable_gqa` in scaled_dot_product_attention (torch >= 2.5); compared as numbers, not strings.
+SDPA_GQA = tuple(int(x) for x in torch.__version__.split("+")[0].split(".")[:2]) >= (2, 5)
 
 
 def shift_targets(labels: torch.Tensor, k: int) -> torch.Tensor:
@@ -213,10 +218,9 @@ class RMSNorm(nn.Module):
         self.weight = nn.Parameter(torch.ones(dim))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        # Normalise in float32 (as Meta does) and cast back: bf16 rsqrt loses too many bits.
-        xf = x.float()
-        out = xf * torch.rsqrt(xf.pow(2).mean(-1, keepdim=True) + self.eps)
-        return out.type_as(x) * self.weight
+        # Normalise in float32 (as Meta does) and cast back before the gain: bf16 rsqrt loses too
+        # many bits. F.rms_norm is x·rsqrt(mean(x²) + eps), fused where torch has a kernel.
+        return F.rms_norm(x.float(), (x.shape[-1],), eps=self.eps).type_as(x) * self.weight
 
 
 def llama3_scale_freqs(
@@ -319,15 +323,19 @@ class Attention(nn.Module):
         q, k = apply_rotary_emb(q, k, freqs_cis)
         if cache is not None:
             k, v = cache.update(self.block_id, start_pos, k, v)  # (B, S, nkv, hd), S = start_pos + T
+        # Grouped-query attention: each kv head serves `rep` query heads. Without a mask SDPA
+        # shares them itself (`enable_gqa`, no copies); with one, as in Hugging Face's Llama, the
+        # kv heads are repeated, because CUDA's fused kernels take a mask or GQA, not both.
         rep = self.n_heads // self.n_kv_heads
-        if rep > 1:  # grouped-query attention: share each kv head across `rep` query heads
+        gqa = rep > 1 and mask is None and SDPA_GQA
+        if rep > 1 and not gqa:
             k = k.repeat_interleave(rep, dim=2)
             v = v.repeat_interleave(rep, dim=2)
-        q, k, v = (t.transpose(1, 2) for t in (q, k, v))  # (B, nh, T|S, hd)
-        if mask is None and start_pos == 0:
-            y = F.scaled_dot_product_attention(q, k, v, is_causal=T > 1)
-        else:
-            y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+        q, k, v = (t.transpose(1, 2) for t in (q, k, v))  # (B, nh, T, hd), k/v (B, nkv or nh, S, hd)
+        causal = mask is None and start_pos == 0 and T > 1
+        y = F.scaled_dot_product_attention(
+            q, k, v, attn_mask=mask, is_causal=causal, **({"enable_gqa": True} if gqa else {})
+        )
         y = y.transpose(1, 2).reshape(B, T, -1)  # (B, T, nh*hd)
         return self.wo(y)
 
@@ -383,6 +391,8 @@ class Transformer(nn.Module):
         # Recompute trunk blocks in backward (memory for compute); FSDP1 users may instead use
         # Lightning's `activation_checkpointing_policy={TransformerBlock}`.
         self.activation_checkpointing = False
+        # Tokens per chunk of the training loss's unembedding: chunk × vocab float32 logits at a time.
+        self.ce_chunk_size = CHUNK_SIZE
         self.reset_parameters()
 
     @property
@@ -494,21 +504,24 @@ class Transformer(nn.Module):
         (H = `n_future` or all `n_future_tokens`), float32 whatever the weight dtype.
 
         With targets (B, T) (IGNORE_INDEX = not learned): an `MTPOutput` with per-prediction cross
-        entropies instead of logits, so the (B, T, H, V) tensor need never exist at once.
-        `sequential_heads` computes each head under activation checkpointing: its logits are
-        freed right after its loss, and backward recomputes and back-propagates one head at a
-        time, accumulating the trunk gradient (Meta's Fig. 2 memory profile, at the cost of
-        re-running the head blocks). `n_future=0` runs the trunk only (critic stage 1).
+        entropies instead of logits, computed by `linear_cross_entropy` over `ce_chunk_size`
+        tokens at a time. The plain path keeps each head's softmax gradient (B·T, V) for
+        backward (no matmul is repeated); `sequential_heads` keeps nothing of size V and runs
+        each head block under activation checkpointing, so backward recomputes and
+        back-propagates one head at a time, accumulating the trunk gradient (Meta's Fig. 2
+        memory profile, at the cost of re-running the head blocks and their unembedding).
+        `n_future=0` runs the trunk only (critic stage 1).
         Training goes through `forward` (not `trunk()` directly) because FSDP2 hooks the root
         module's forward.
         """
         if targets is not None:
             return self._training_terms(tokens, targets, n_future, sequential_heads)
         h_trunk, freqs, mask = self.trunk(tokens, start_pos, cache, key_padding)
-        n_use = (n_future or self.n_future_tokens) if return_all_heads else 1
-        latents = [self.head_hidden(k, h_trunk, freqs, start_pos, cache, mask) for k in range(1, n_use + 1)]
-        logits = self.unembed(torch.stack(latents, dim=-2))  # (B, T, H, V)
-        return logits if return_all_heads else logits[:, :, 0]
+        if not return_all_heads:  # head 1 only: no stack, no (B, T, 1, V) copy to select from
+            return self.unembed(self.head_hidden(1, h_trunk, freqs, start_pos, cache, mask))
+        H = n_future or self.n_future_tokens
+        latents = [self.head_hidden(k, h_trunk, freqs, start_pos, cache, mask) for k in range(1, H + 1)]
+        return self.unembed(torch.stack(latents, dim=-2))  # (B, T, H, V)
 
     def _training_terms(
         self, tokens: torch.Tensor, targets: torch.Tensor, n_future: int | None, sequential: bool
@@ -519,9 +532,13 @@ class Transformer(nn.Module):
         for k in range(1, H + 1):
             t_k = shift_targets(targets, k)  # head k at t predicts x_{t+k}
             if sequential and torch.is_grad_enabled():
-                c, ok = checkpoint(self._head_ce, k, h_trunk, freqs, t_k, use_reentrant=False)
+                # Keep only the head's normed output (B, T, D); its block is recomputed in backward.
+                h_k = checkpoint(self._head_normed, k, h_trunk, freqs, use_reentrant=False)
             else:
-                c, ok = self._head_ce(k, h_trunk, freqs, t_k)
+                h_k = self._head_normed(k, h_trunk, freqs)
+            # Chunked unembedding + CE: never (B, T, V) logits at once. Sequential heads keep
+            # nothing of size V for backward either (recomputed per chunk there).
+            c, ok = linear_cross_entropy(h_k, self.output.weight, t_k, self.ce_chunk_size, recompute=sequential)
             ce.append(c)
             correct.append(ok)
         B, T = targets.shape
@@ -532,14 +549,9 @@ class Transformer(nn.Module):
             h_normed=self.norm(h_trunk),
         )
 
-    def _head_ce(
-        self, k: int, h_trunk: torch.Tensor, freqs: torch.Tensor, targets_k: torch.Tensor
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """(B, T) cross entropy of head k (0 where the target is IGNORE_INDEX) and argmax hits (bool)."""
-        logits = self.unembed(self.head_hidden(k, h_trunk, freqs))  # (B, T, V) float32
-        ce = F.cross_entropy(logits.flatten(0, 1), targets_k.flatten(), ignore_index=IGNORE_INDEX, reduction="none")
-        correct = (logits.detach().argmax(-1) == targets_k) & (targets_k != IGNORE_INDEX)
-        return ce.view(targets_k.shape), correct
+    def _head_normed(self, k: int, h_trunk: torch.Tensor, freqs: torch.Tensor) -> torch.Tensor:
+        """norm(head k's hidden state) (B, T, D): the unembedding's input."""
+        return self.norm(self.head_hidden(k, h_trunk, freqs))
 
     def new_cache(self, batch_size: int, max_len: int, dtype: torch.dtype | None = None) -> KVCache:
         p = self.tok_embeddings.weight
