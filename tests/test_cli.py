@@ -58,3 +58,23 @@ def test_one_line_finds_the_root_cause():
             ) from inner
     except ValueError as err:
         assert one_line(err) == "model bundle not found: /x"
+
+
+def test_a_corrupt_bundle_is_one_line_naming_the_file(monkeypatch, capsys, tmp_path, tiny_bundle, local_dataset):
+    import shutil
+
+    from wmtp_lightning.models.bundle import WEIGHTS
+
+    bundle = Path(shutil.copytree(tiny_bundle, tmp_path / "bundle"))
+    data = (bundle / WEIGHTS).read_bytes()
+    (bundle / WEIGHTS).write_bytes(data[: len(data) // 3])  # an interrupted copy
+    monkeypatch.delenv("WMTP_DEBUG", raising=False)
+    args = [
+        *("--model.init_args.model", str(bundle)),
+        *("--data.init_args.data_dir", str(local_dataset)),
+        *("--data.init_args.tokenizer", str(bundle / "tokenizer")),
+        *("--trainer.default_root_dir", str(tmp_path / "runs"), "--trainer.max_steps", "1"),
+    ]
+    code, last = run(monkeypatch, capsys, "fit", *CFG, *args)
+    assert code == 1 and last.startswith("wmtp: error: ") and "Traceback" not in last, last
+    assert str(bundle / WEIGHTS) in last and "sha256" in last, last

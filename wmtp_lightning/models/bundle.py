@@ -24,7 +24,7 @@ from typing import Any
 import torch
 from safetensors import SafetensorError, safe_open
 
-from wmtp_lightning.errors import MissingInput
+from wmtp_lightning.errors import BadInput, MissingInput
 from wmtp_lightning.io import read_json, sha256_file, write_json, write_safetensors_streaming
 from wmtp_lightning.models.tokenizer import MODEL_FILES, Tokenizer
 from wmtp_lightning.models.transformer import ModelArgs, Transformer
@@ -75,7 +75,7 @@ def check_state_dict_keys(names_shapes: dict[str, tuple[int, ...]], args: ModelA
     if wrong:
         problems.append("shape mismatch " + "; ".join(wrong[:8]))
     if problems:
-        raise ValueError(
+        raise BadInput(
             f"{source}: state dict does not match params ({args.n_layers} layers, dim {args.dim}, "
             f"vocab {args.vocab_size}, n_future_tokens {args.n_future_tokens}): " + "; ".join(problems)
         )
@@ -171,12 +171,12 @@ def read_metadata(bundle_dir: str | Path, verify: bool = True) -> dict[str, Any]
         raise MissingInput(f"{meta_path}: missing; the bundle is incomplete (interrupted write?)")
     meta = read_json(meta_path)
     if meta.get("format_version") != FORMAT_VERSION:
-        raise ValueError(f"{meta_path}: format_version {meta.get('format_version')!r}, expected {FORMAT_VERSION}")
+        raise BadInput(f"{meta_path}: format_version {meta.get('format_version')!r}, expected {FORMAT_VERSION}")
     if meta.get("status") != "ready":
-        raise ValueError(f"{meta_path}: status {meta.get('status')!r}, expected 'ready'")
+        raise BadInput(f"{meta_path}: status {meta.get('status')!r}, expected 'ready'")
     for rel in (WEIGHTS, PARAMS):
         if rel not in meta.get("files", {}):
-            raise ValueError(f"{meta_path}: 'files' has no entry for {rel}")
+            raise BadInput(f"{meta_path}: 'files' has no entry for {rel}")
     if verify:
         for rel, digest in meta["files"].items():
             path = root / rel
@@ -184,7 +184,7 @@ def read_metadata(bundle_dir: str | Path, verify: bool = True) -> dict[str, Any]
                 raise MissingInput(f"{path}: listed in {meta_path} but missing")
             actual = sha256_file(path)
             if actual != digest:
-                raise ValueError(
+                raise BadInput(
                     f"{path}: sha256 {actual} does not match {meta_path} ({digest}); "
                     "the file is corrupt or was changed after export"
                 )
@@ -213,7 +213,7 @@ def load_bundle(
             check_state_dict_keys(shapes, args, str(weights))
             state = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118
     except SafetensorError as err:
-        raise ValueError(f"{weights}: unreadable safetensors file ({err}); truncated or corrupt?") from err
+        raise BadInput(f"{weights}: unreadable safetensors file ({err}); truncated or corrupt?") from err
     if dtype is not None:
         target = parse_dtype(dtype)
         state = {k: v.to(target) for k, v in state.items()}
@@ -230,7 +230,7 @@ def check_tokenizer_vocab(tok: Tokenizer, args: ModelArgs, where: str) -> None:
     as in DeepSeek-Coder: 32256 rows, 32022 ids); those rows are never a target.
     """
     if tok.vocab_size > args.vocab_size:
-        raise ValueError(f"{where}: tokenizer vocab size {tok.vocab_size} > model vocab_size {args.vocab_size}")
+        raise BadInput(f"{where}: tokenizer vocab size {tok.vocab_size} > model vocab_size {args.vocab_size}")
 
 
 def tokenizer_path(bundle_dir: str | Path) -> Path | None:
