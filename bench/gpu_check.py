@@ -216,8 +216,9 @@ def solution(seed: int, lines: int) -> str:
 
 def make_dataset(work: Path, tokenizer: Path, seq: int, problems: int) -> Path:
     """Synthetic CodeContests-style problems whose rows fill ~`seq` tokens, converted by the real pipeline."""
-    from wmtp_lightning.data.codecontests import ConvertConfig, convert_split, write_manifest
-    from wmtp_lightning.data.collate import token_length
+    from wmtp_lightning.data.codecontests import ConvertConfig, convert_split
+    from wmtp_lightning.data.collate import tokenize_example
+    from wmtp_lightning.data.manifest import write_manifest
     from wmtp_lightning.models.tokenizer import Tokenizer
 
     root = work / f"data_{seq}"
@@ -227,7 +228,7 @@ def make_dataset(work: Path, tokenizer: Path, seq: int, problems: int) -> Path:
     description = "Compute the recurrence below and print its last value."
 
     def fits(lines: int) -> bool:
-        return token_length(tok, description, "", solution(0, lines)) <= seq - 16
+        return len(tokenize_example(tok, description, "", solution(0, lines))[0]) <= seq - 16
 
     if not fits(2):
         raise ValueError(f"seq {seq} is too short for a synthetic row with {tokenizer}")
