@@ -1,130 +1,329 @@
 #!/usr/bin/env python
-"""Science check: does the critic find the bug? (issue: VerifiableCriticMTP stage 1)
+"""Science miniature: does the critic, trained with the shipped stage-1 settings, find the bug?
 
-Synthetic task: random "code" tokens; an incorrect sample has one BUG token at a uniformly random
-response position, a correct one has none. A tiny model (trunk trainable) is trained with the
-real VerifiableCriticMTP stage-1 module and Lightning Trainer on the value loss only. If the
-critic and the TD weights do what the method claims, then after training:
+A faithful miniature of the whole VerifiableCriticMTP pipeline on a task where correctness needs
+computation (`science_task`: n lines `a+b=c`, an incorrect solution has one sum off by 1 or 2; no
+token occurs only in incorrect rows):
 
-  - the TD error δ at the BUG token is strongly negative (the value collapses to 0 there),
-  - δ elsewhere is near zero,
-  - the final value V_{T-1} separates correct from incorrect (AUC > 0.95).
+1. raw problems (deepmind/code_contests schema) -> own SentencePiece tokenizer ->
+   `scripts/setup_datasets.py` -> processed splits + index + manifest;
+2. pre-training: a tiny random bundle trained by `wmtp fit --config configs/baseline.yaml` (BaselineMTP,
+   correct rows only) + an overlay (the stand-in for the base model's pre-training: its own
+   optimizer and length);
+3. stage 1: `wmtp fit --config configs/verifiable_stage1.yaml` + an overlay that changes only scale
+   (steps, batch, validation size), paths and the seed: frozen trunk, value clip 0.2 around the EMA
+   anchor, Monte-Carlo targets, MSE, AdamW lr 1e-4 as shipped. Read: `val_all/value_auc` of every
+   validation (held-out `valid` split) and the best one, whose value head stage 1 exports;
+4. stage 2: `wmtp fit --config configs/verifiable.yaml` (+ overlay) from stage 1's export, once with
+   `signal: delta` (the default) and once with `signal: cumulative`; read the weight diagnostics of
+   its last validation (`val_all/...`, exact sums over all validation rows);
+5. a probe (`science_probe`) on the `test` split: δ at the first wrong token of every incorrect row,
+   the weights both signals give it and its continuation, and the best linear read-out of the
+   frozen trunk (what any linear value head on it could reach).
 
-    python bench/science_check.py [--steps 300] [--seed 0]
+Each seed runs the whole pipeline from pre-training on (the dataset is shared). Prints a table and
+writes JSON (with the machine and the command).
+
+    python bench/science_check.py [--seeds 5] [--out DIR] [--json FILE]
 """
 
 from __future__ import annotations
 
 import argparse
+import csv
 import json
+import os
+import platform
+import shlex
+import statistics
+import sys
 import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
 
-import lightning.pytorch as pl
 import torch
-from torch.utils.data import DataLoader, Dataset
+import yaml
 
-from wmtp_lightning.experiments import VerifiableCriticMTP
-from wmtp_lightning.weighting import binary_auc, exp_weights, final_values, td_errors
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from science_probe import probe
+from science_task import build_dataset
 
-VOCAB, BUG, EOS, PROMPT, RESPONSE = 48, 3, 2, 4, 12
+from wmtp_lightning.cli import main as wmtp
+from wmtp_lightning.models.bundle import save_bundle
+from wmtp_lightning.models.micro import from_scratch
+from wmtp_lightning.models.tokenizer import Tokenizer
+from wmtp_lightning.models.transformer import ModelArgs
 
-
-class BugDataset(Dataset):
-    """Rows [BOS, prompt..., response..., EOS]; labels -100 on BOS + prompt."""
-
-    def __init__(self, n: int, seed: int):
-        g = torch.Generator().manual_seed(seed)
-        L = 1 + PROMPT + RESPONSE + 1
-        self.ids = torch.randint(8, VOCAB, (n, L), generator=g)
-        self.ids[:, 0] = 1
-        self.ids[:, -1] = EOS
-        self.correct = torch.rand(n, generator=g) < 0.5
-        self.bug_pos = torch.full((n,), -1)
-        for i in range(n):
-            if not self.correct[i]:
-                p = 1 + PROMPT + int(torch.randint(0, RESPONSE, (1,), generator=g))
-                self.ids[i, p] = BUG
-                self.bug_pos[i] = p
-
-    def __len__(self) -> int:
-        return len(self.ids)
-
-    def __getitem__(self, i: int) -> dict:
-        labels = self.ids[i].clone()
-        labels[: 1 + PROMPT] = -100
-        return {
-            "input_ids": self.ids[i],
-            "labels": labels,
-            "attention_mask": torch.ones_like(self.ids[i]),
-            "is_correct": self.correct[i].float(),
-            "bug_pos": self.bug_pos[i],
-            "n_items": torch.tensor(1),
-        }
+ROOT = Path(__file__).resolve().parents[1]
+CONFIGS = ROOT / "configs"
 
 
-def collate(items: list[dict]) -> dict:
-    out = {k: torch.stack([it[k] for it in items]) for k in items[0] if k != "n_items"}
-    out["n_items"] = torch.tensor(len(items))
-    return out
+@dataclass(frozen=True)
+class Scale:
+    """The miniature's scale (all a CPU allows); everything else is the shipped configs'."""
+
+    dim: int = 64
+    n_heads: int = 4
+    n_kv_heads: int = 2
+    trunk: int = 2
+    n_future_tokens: int = 2
+    pretrain_steps: int = 800
+    pretrain_batch: int = 16
+    pretrain_lr: float = 3e-3
+    stage1_steps: int = 300
+    stage1_batch: int = 16
+    stage1_val_every: int = 50
+    stage2_steps: int = 60
+    stage2_batch: int = 8
+    val_correct: int = 256  # of the valid split's 320 correct + 320 incorrect rows
+    val_incorrect: int = 256
+    probe_train_rows: int = 2048
 
 
-def run(steps: int = 300, seed: int = 0, n_train: int = 2048, n_eval: int = 512) -> dict:
-    pl.seed_everything(seed, verbose=False)
-    module = VerifiableCriticMTP(
-        preset="tiny",
-        model_overrides={"vocab_size": VOCAB, "max_seq_len": 64},
-        stage=1,
-        freeze_policy=False,
-        value_head=None,
-        value_clip=None,
-        optimizer=lambda p: torch.optim.AdamW(p, lr=3e-3),
-    )
-    train = DataLoader(BugDataset(n_train, seed), batch_size=64, shuffle=True, collate_fn=collate)
-    trainer = pl.Trainer(
-        accelerator="cpu",
-        max_steps=steps,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-    )
-    t0 = time.monotonic()
-    trainer.fit(module, train)
-    train_s = time.monotonic() - t0
-    ev = collate([BugDataset(n_eval, seed + 1)[i] for i in range(n_eval)])
-    module.eval()
-    with torch.no_grad():
-        out = module.model(ev["input_ids"], targets=ev["labels"], n_future=0)
-        values = module.value_head(out.h_normed)
-    delta, mask = td_errors(values, ev["labels"], ev["is_correct"])
-    w = exp_weights(delta, mask, beta=0.9)
-    rows = torch.arange(n_eval)
-    bug_rows = ev["bug_pos"] >= 0
-    at_bug = delta[rows[bug_rows], ev["bug_pos"][bug_rows]]
-    elsewhere_mask = mask.clone()
-    elsewhere_mask[rows[bug_rows], ev["bug_pos"][bug_rows]] = False
-    elsewhere = delta[elsewhere_mask]
-    auc = binary_auc(final_values(values, ev["labels"]), ev["is_correct"])
+# What the overlays override in the shipped configs, reported with the results.
+OVERRIDES = {
+    "pretrain (configs/baseline.yaml)": "model (random bundle), sequential_heads off, optimizer AdamW lr 3e-3 wd 0.01, warm-up 50, "
+    "max_steps, batch_size, val sizes, data paths, seed, CSV logger instead of MLflow",
+    "stage 1 (configs/verifiable_stage1.yaml)": "model (pre-trained export), max_steps, val_check_interval, "
+    "batch_size, val sizes, data paths, seed, CSV logger instead of MLflow",
+    "stage 2 (configs/verifiable.yaml)": "model, value_head (stage 1's export), signal, max_steps, "
+    "val_check_interval, batch_size, val sizes, warm-up 100 -> 10 (the run is 60 steps), data paths, seed, CSV logger instead of MLflow",
+}
+
+
+def write_overlay(path: Path, cfg: dict[str, Any]) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(yaml.safe_dump(cfg, sort_keys=False))
+    return path
+
+
+def common_overlay(
+    data: dict[str, Path], root: Path, seed: int, steps: int, batch: int, val_every: int, sc: Scale
+) -> dict:
+    """Scale, paths, seed; CPU; a CSV logger instead of MLflow (`history` reads it back)."""
     return {
-        "steps": steps,
-        "seed": seed,
-        "train_seconds": round(train_s, 1),
-        "td_at_bug_mean": at_bug.mean().item(),
-        "td_elsewhere_mean": elsewhere.mean().item(),
-        "td_elsewhere_abs_mean": elsewhere.abs().mean().item(),
-        "weight_at_bug_mean": w[rows[bug_rows], ev["bug_pos"][bug_rows]].mean().item(),
-        "weight_elsewhere_mean": w[elsewhere_mask].mean().item(),
-        "final_value_auc": auc.item(),
+        "seed_everything": seed,
+        "trainer": {
+            "accelerator": "cpu",
+            "devices": 1,
+            "max_steps": steps,
+            "val_check_interval": val_every,
+            "log_every_n_steps": 10,
+            "default_root_dir": str(root),
+            "logger": {"class_path": "lightning.pytorch.loggers.CSVLogger", "init_args": {"save_dir": str(root)}},
+            "enable_progress_bar": False,
+            "enable_model_summary": False,
+        },
+        "data": {
+            "init_args": {
+                "data_dir": str(data["data"]),
+                "tokenizer": str(data["tokenizer"]),
+                "val_samples": sc.val_correct,
+                "val_incorrect_samples": sc.val_incorrect,
+                "batch_size": batch,
+                "num_workers": 0,
+            }
+        },
     }
 
 
-def main(argv: list[str] | None = None) -> dict:
+def fit(config: str, overlay: Path) -> Any:
+    """`wmtp fit --config configs/<config> --config <overlay>` in this process; returns the CLI."""
+    return wmtp(["fit", "--config", str(CONFIGS / config), "--config", str(overlay)])
+
+
+def history(cli: Any) -> dict[str, list[tuple[int, float]]]:
+    """{metric: [(step, value), ...]} from the run's CSV log."""
+    out: dict[str, list[tuple[int, float]]] = {}
+    with open(Path(cli.trainer.logger.log_dir) / "metrics.csv", newline="") as f:
+        for row in csv.DictReader(f):
+            for k, v in row.items():
+                if k != "step" and v not in ("", None):
+                    out.setdefault(k, []).append((int(row["step"]), float(v)))
+    return out
+
+
+def initial_bundle(dst: Path, tokenizer: Path, sc: Scale, seed: int) -> Path:
+    """A random tiny MTP bundle with the task's tokenizer (what pre-training starts from)."""
+    args = ModelArgs(
+        dim=sc.dim,
+        n_layers=sc.trunk + sc.n_future_tokens,
+        n_heads=sc.n_heads,
+        n_kv_heads=sc.n_kv_heads,
+        vocab_size=Tokenizer(tokenizer).vocab_size,
+        multiple_of=32,
+        max_seq_len=256,
+        n_future_tokens=sc.n_future_tokens,
+    )
+    return save_bundle(
+        from_scratch(args, seed), dst, tokenizer=tokenizer, source={"kind": "from_scratch", "seed": seed}
+    )
+
+
+def pretrain(data: dict[str, Path], work: Path, sc: Scale, seed: int) -> tuple[Path, float]:
+    """BaselineMTP on correct rows from a random bundle; returns (its export, val/ce_head1).
+
+    Reuses a finished earlier pre-training under `work` (its `pretrain.json` is written last).
+    """
+    done = work / "pretrain.json"
+    export = work / "runs" / "baseline" / "export"
+    if done.is_file():
+        return export, json.loads(done.read_text())["val_ce_head1"]
+    init = initial_bundle(work / "init", data["tokenizer"], sc, seed)
+    steps = sc.pretrain_steps
+    cfg = common_overlay(data, work / "runs", seed, steps, sc.pretrain_batch, steps, sc)
+    cfg["model"] = {
+        "init_args": {
+            "model": str(init),
+            "sequential_heads": False,
+            "optimizer": {"class_path": "torch.optim.AdamW", "init_args": {"lr": sc.pretrain_lr, "weight_decay": 0.01}},
+            "lr_scheduler": {"init_args": {"warmup_steps": 50}},
+        }
+    }
+    cli = fit("baseline.yaml", write_overlay(work / "pretrain.yaml", cfg))
+    ce = float(cli.trainer.callback_metrics["val/ce_head1"])
+    print(f"[science] pretrain: val/ce_head1 {ce:.3f}", flush=True)
+    done.write_text(json.dumps({"val_ce_head1": ce, "steps": steps}) + "\n")
+    return export, ce
+
+
+def stage1(data: dict[str, Path], work: Path, model: Path, sc: Scale, seed: int) -> dict[str, Any]:
+    """The shipped stage 1 (scale and paths only); AUC of every validation, the best, the export."""
+    cfg = common_overlay(data, work, seed, sc.stage1_steps, sc.stage1_batch, sc.stage1_val_every, sc)
+    cfg["model"] = {"init_args": {"model": str(model)}}
+    cli = fit("verifiable_stage1.yaml", write_overlay(work / "stage1.yaml", cfg))
+    aucs = [v for _, v in history(cli)["val_all/value_auc"]]
+    export = work / "verifiable_stage1" / "export"
+    print(f"[science] seed {seed} stage 1: val_all/value_auc {[round(a, 3) for a in aucs]}", flush=True)
+    return {
+        "auc_per_validation": aucs,
+        "auc_best": cli.model.best_auc,
+        "auc_last": aucs[-1],
+        "value_head": str(export / "value_head" / "value_head.safetensors"),
+    }
+
+
+DIAGNOSTICS = (
+    "loss_mass_share_incorrect",
+    "mass_share_incorrect",
+    "weight_mean_correct",
+    "weight_mean_incorrect",
+    "mass_after_drop_share",
+    "weight_mean_after_drop",
+    "weight_at_min_frac",
+    "weight_at_max_frac",
+    "value_auc",
+)
+
+
+def stage2(data: dict[str, Path], work: Path, model: Path, value_head: str, sc: Scale, seed: int, signal: str) -> dict:
+    """The shipped stage 2 from stage 1's head with `signal`; the diagnostics of its last validation."""
+    root = work / f"stage2_{signal}"
+    steps = sc.stage2_steps
+    cfg = common_overlay(data, root, seed, steps, sc.stage2_batch, steps, sc)
+    cfg["model"] = {
+        "init_args": {
+            "model": str(model),
+            "value_head": value_head,
+            "signal": signal,
+            "lr_scheduler": {"init_args": {"warmup_steps": max(1, steps // 6)}},
+        }
+    }
+    cli = fit("verifiable.yaml", write_overlay(work / f"stage2_{signal}.yaml", cfg))
+    m = cli.trainer.callback_metrics
+    out = {k: float(m[f"val_all/{k}"]) for k in DIAGNOSTICS if f"val_all/{k}" in m}
+    print(f"[science] seed {seed} stage 2 ({signal}): {json.dumps({k: round(v, 3) for k, v in out.items()})}")
+    return out
+
+
+def run_seed(data: dict[str, Path], policy: Path, out: Path, sc: Scale, seed: int) -> dict[str, Any]:
+    """Stage 1, the probe of its critic, stage 2 with both signals, for one seed."""
+    work = out / f"seed{seed}"
+    t0 = time.monotonic()
+    s1 = stage1(data, work, policy, sc, seed)
+    found = probe(policy, Path(s1["value_head"]), data["data"], data["tokenizer"], train_rows=sc.probe_train_rows)
+    s2 = {signal: stage2(data, work, policy, s1["value_head"], sc, seed, signal) for signal in ("delta", "cumulative")}
+    return {"seed": seed, "stage1": s1, "probe": found, "stage2": s2, "seconds": time.monotonic() - t0}
+
+
+def spread(xs: list[float]) -> dict[str, float]:
+    return {"min": min(xs), "median": statistics.median(xs), "max": max(xs)}
+
+
+def summarize(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """min / median / max over seeds of every reported figure."""
+    pick = {
+        "stage1_auc_best": lambda r: r["stage1"]["auc_best"],
+        "stage1_auc_last": lambda r: r["stage1"]["auc_last"],
+        "linear_probe_auc": lambda r: r["probe"]["linear_probe_auc"],
+        "probe_auc_test": lambda r: r["probe"]["auc"],
+        "sum_digit_acc": lambda r: r["probe"]["sum_digit_acc"],
+        "delta_at_first_wrong_mean": lambda r: r["probe"]["delta_at_first_wrong_mean"],
+        "delta_elsewhere_mean": lambda r: r["probe"]["delta_elsewhere_mean"],
+        "delta_elsewhere_abs_mean": lambda r: r["probe"]["delta_elsewhere_abs_mean"],
+    }
+    out = {k: spread([f(r) for r in runs]) for k, f in pick.items()}
+    for signal in ("delta", "cumulative"):
+        for k in DIAGNOSTICS:
+            vals = [r["stage2"][signal][k] for r in runs if k in r["stage2"][signal]]
+            if vals:
+                out[f"{signal}/{k}"] = spread(vals)
+        for k in ("at_wrong", "after"):
+            out[f"{signal}/probe_weight_{k}"] = spread([r["probe"][f"weight_{signal}_{k}"] for r in runs])
+    return out
+
+
+def table(summary: dict[str, Any]) -> str:
+    lines = ["| figure | min | median | max |", "|---|---|---|---|"]
+    for k, v in summary.items():
+        lines.append(f"| {k} | {v['min']:.3f} | {v['median']:.3f} | {v['max']:.3f} |")
+    return "\n".join(lines)
+
+
+def machine() -> str:
+    load = os.getloadavg() if hasattr(os, "getloadavg") else ("?",)
+    return (
+        f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, torch {torch.__version__}, "
+        f"threads {torch.get_num_threads()}, load average at start {load[0]:.2f}"
+    )
+
+
+def run(seeds: list[int], out: Path, sc: Scale = Scale(), data_seed: int = 0) -> dict[str, Any]:
+    """The dataset and the pre-trained trunk once (seed `data_seed`), then stage 1 + 2 for every seed."""
+    t0 = time.monotonic()
+    mach = machine()
+    data = build_dataset(out, seed=data_seed)
+    policy, ce = pretrain(data, out / "pretrain", sc, data_seed)
+    t1 = time.monotonic()
+    runs = [run_seed(data, policy, out, sc, s) for s in seeds]
+    return {
+        "command": shlex.join([Path(sys.executable).name, *sys.argv]),
+        "machine": mach,
+        "scale": asdict(sc),
+        "overrides": OVERRIDES,
+        "seeds": seeds,
+        "pretrain": {"val_ce_head1": ce, "seconds": t1 - t0},
+        "summary": summarize(runs),
+        "runs": runs,
+        "seconds": time.monotonic() - t0,
+    }
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--steps", type=int, default=300)
-    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--seeds", type=int, default=5, help="seeds 0..N-1 (each: pre-training, stage 1, stage 2 x 2)")
+    ap.add_argument("--out", type=Path, default=Path("storage/bench/science"), help="work folder (reused dataset)")
+    ap.add_argument("--json", type=Path, help="write the results here (default: OUT/science.json)")
     a = ap.parse_args(argv)
-    result = run(a.steps, a.seed)
-    print(json.dumps(result, indent=1))
+    result = run(list(range(a.seeds)), a.out)
+    dst = a.json or a.out / "science.json"
+    tmp = dst.with_name(dst.name + ".tmp")
+    tmp.write_text(json.dumps(result, indent=1) + "\n")
+    tmp.replace(dst)
+    print(f"\n{result['machine']}\n{result['command']}  ({result['seconds']:.0f} s)\n")
+    print(table(result["summary"]))
+    print(f"\nwrote {dst}")
     return result
 
 

@@ -1,0 +1,154 @@
+"""The science check's synthetic task: addition facts, where correctness needs computation.
+
+A problem asks for n true one-digit addition facts, one per line (`a+b=c`). A correct solution
+is n lines with c = a + b; an incorrect one is a correct one with one c off by 1 or 2 (the kind
+of slip a real program makes: an off-by-one). Every token of an incorrect solution (digits,
+`+`, `=`, newline) also occurs in correct ones, so no single token gives a row away: telling
+them apart means adding. The lines after the wrong one are right, like code written after a bug.
+
+Problems are written in the raw `deepmind/code_contests` schema and converted by the project's
+own pipeline (`scripts/setup_datasets.py`) with a SentencePiece tokenizer trained on them
+(`models.tokenizer.train_sentencepiece`), so training reads them through the real
+`WMTPDataModule`. Difficulty (CodeContests' enum) grows with n, so the default curriculum bins
+(low 1–3, medium 4–7, high 8–11) are all populated.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import re
+import runpy
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+LINE = re.compile(r"^(\d)\+(\d)=(\d+)$")
+DIFFICULTY = {2: 1, 3: 3, 4: 5, 5: 7, 6: 9, 7: 11}  # lines per solution -> CodeContests difficulty
+SPLIT_PROBLEMS = {"train": 1200, "valid": 160, "test": 160}
+
+
+def description(n: int) -> str:
+    return f"Write {n} lines a+b=c: a and b digits, c their sum."
+
+
+def correct_solution(n: int, rng: random.Random) -> str:
+    lines = []
+    for _ in range(n):
+        a, b = rng.randrange(10), rng.randrange(10)
+        lines.append(f"{a}+{b}={a + b}")
+    return "\n".join(lines) + "\n"
+
+
+def incorrect_solution(n: int, rng: random.Random) -> str:
+    """A correct solution with one sum off by 1 or 2 (staying within 0..18, the sums' own range)."""
+    lines = correct_solution(n, rng).splitlines()
+    i = rng.randrange(n)
+    a, b, c = (int(x) for x in LINE.match(lines[i]).groups())
+    wrong = rng.choice([c + k for k in (-2, -1, 1, 2) if 0 <= c + k <= 18])
+    lines[i] = f"{a}+{b}={wrong}"
+    return "\n".join(lines) + "\n"
+
+
+def is_correct(solution: str, n: int) -> bool:
+    """The task's rule: exactly n lines `a+b=c` (digits a, b) and every c equals a + b."""
+    lines = solution.splitlines()
+    if len(lines) != n or not solution.endswith("\n"):
+        return False
+    for line in lines:
+        m = LINE.match(line)
+        if m is None or int(m[1]) + int(m[2]) != int(m[3]):
+            return False
+    return True
+
+
+def lines_of(problem: dict[str, Any]) -> int:
+    return int(re.match(r"Write (\d+) ", problem["description"])[1])
+
+
+def first_wrong_char(solution: str) -> int | None:
+    """Index in `solution` of the first character where it departs from every correct solution.
+
+    That is the first digit of the first wrong sum that differs from the true sum's digits (or
+    the newline that ends the sum too early); None for a correct solution.
+    """
+    pos = 0
+    for line in solution.splitlines(keepends=True):
+        a, b, _ = LINE.match(line.rstrip("\n")).groups()
+        truth = f"{a}+{b}={int(a) + int(b)}\n"
+        if line != truth:
+            return pos + next(i for i, (x, y) in enumerate(zip(line, truth)) if x != y)
+        pos += len(line)
+    return None
+
+
+def make_problems(split: str, count: int, seed: int, correct: int = 2, incorrect: int = 2) -> list[dict[str, Any]]:
+    """`count` raw problems (deepmind/code_contests schema), each with its own correct and incorrect solutions."""
+    rng = random.Random(f"{seed}-{split}")
+    no_tests = {"input": [], "output": []}
+    rows = []
+    for i in range(count):
+        n = rng.choice(sorted(DIFFICULTY))
+        rows.append(
+            {
+                "name": f"sums_{split}_{i:05d}",
+                "description": description(n),
+                "public_tests": no_tests,
+                "private_tests": no_tests,
+                "generated_tests": no_tests,
+                "source": 2,
+                "difficulty": DIFFICULTY[n],
+                "solutions": {
+                    "language": [3] * correct,
+                    "solution": [correct_solution(n, rng) for _ in range(correct)],
+                },
+                "incorrect_solutions": {
+                    "language": [3] * incorrect,
+                    "solution": [incorrect_solution(n, rng) for _ in range(incorrect)],
+                },
+            }
+        )
+    return rows
+
+
+def write_raw(dst: Path, seed: int = 0) -> dict[str, list[dict[str, Any]]]:
+    """Write `{train,valid,test}.jsonl` under `dst`; returns the rows per split."""
+    dst.mkdir(parents=True, exist_ok=True)
+    splits = {}
+    for split, count in SPLIT_PROBLEMS.items():
+        rows = make_problems(split, count, seed)
+        (dst / f"{split}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+        splits[split] = rows
+    return splits
+
+
+def corpus(rows: list[dict[str, Any]]) -> str:
+    """The tokenizer's training text: every row as the model will see it (Alpaca prompt + solution)."""
+    from wmtp_lightning.data.template import build_prompt
+
+    return "".join(
+        build_prompt(r["description"]) + s
+        for r in rows
+        for s in r["solutions"]["solution"] + r["incorrect_solutions"]["solution"]
+    )
+
+
+def build_dataset(root: Path, seed: int = 0, vocab_size: int = 512) -> dict[str, Path]:
+    """Raw problems -> tokenizer -> processed dataset (the real conversion script). Returns the paths.
+
+    Reuses a complete earlier build under `root` (the processed folder's manifest is written last).
+    """
+    from wmtp_lightning.models.tokenizer import train_sentencepiece
+
+    raw, data, tok_prefix = root / "raw", root / "data", root / "tokenizer" / "sums"
+    paths = {"raw": raw, "data": data, "tokenizer": tok_prefix.with_suffix(".model")}
+    if (data / "processed" / "manifest.json").is_file() and paths["tokenizer"].is_file():
+        return paths
+    splits = write_raw(raw, seed)
+    text = root / "tokenizer" / "corpus.txt"
+    text.parent.mkdir(parents=True, exist_ok=True)
+    text.write_text(corpus(splits["train"]))
+    train_sentencepiece(text, tok_prefix, vocab_size)
+    setup = runpy.run_path(str(ROOT / "scripts" / "setup_datasets.py"), run_name="wmtp_script")["main"]
+    setup(["--src", str(raw), "--dst", str(data), "--tokenizer", str(paths["tokenizer"])])
+    return paths
