@@ -117,10 +117,17 @@ def test_a_missing_model_bundle_is_one_line(capsys, tmp_path):
 def tiny_overlays(tmp_path, bundle, ref, dataset, tokenizer) -> list[str]:
     """The local overlay scaled down to the tiny fixtures; eval with few short samples."""
     fast = {
-        "trainer": {"max_steps": 2, "val_check_interval": 2, "limit_val_batches": 1, "log_every_n_steps": 1},
+        # Validation reads correct lines, then incorrect ones: 2 batches of 2 hold both kinds (the AUC needs them).
+        "trainer": {"max_steps": 2, "val_check_interval": 2, "limit_val_batches": 2, "log_every_n_steps": 1},
         "model": {"init_args": {"model": str(bundle)}},
         "data": {
-            "init_args": {"data_dir": str(dataset), "tokenizer": str(tokenizer), "val_samples": 4, "batch_size": 2}
+            "init_args": {
+                "data_dir": str(dataset),
+                "tokenizer": str(tokenizer),
+                "val_samples": 2,
+                "val_incorrect_samples": 2,
+                "batch_size": 2,
+            }
         },
     }
     ev = yaml.safe_load((ROOT / "configs" / "eval" / "local.yaml").read_text())
