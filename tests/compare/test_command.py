@@ -228,7 +228,7 @@ def test_a_failed_run_keeps_the_finished_ones(
     out = tmp_path / "cmp"
     code, line = compare(capsys, *args, "--overlay", broken, "--out", str(out))
     assert code == 1
-    assert line.startswith("wmtp compare: run 'verifiable_stage1' failed: ValueError: stage-1 value head not found")
+    assert line.startswith("wmtp compare: run 'verifiable_stage1' failed: stage-1 value head not found")
     assert (out / "runs" / "baseline" / "baseline" / "export" / "metadata.json").is_file()
     assert (out / "runs" / "baseline" / "eval" / "local" / "pass_at_k.json").is_file()
     assert not (out / "report").exists() and not (out / "report.partial").exists()

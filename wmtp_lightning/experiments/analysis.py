@@ -20,6 +20,7 @@ from wmtp_lightning.data.collate import MTPCollator
 from wmtp_lightning.data.datamodule import processed_dir
 from wmtp_lightning.data.dataset import IndexedJsonlDataset
 from wmtp_lightning.data.index import load_index
+from wmtp_lightning.errors import MissingInput
 from wmtp_lightning.experiments.rho1 import reference_token_ce
 from wmtp_lightning.models.bundle import bundle_tokenizer, load_bundle
 from wmtp_lightning.models.tokenizer import Tokenizer
@@ -34,7 +35,7 @@ def run_hparams(config: str | Path) -> dict[str, Any]:
     """`model.init_args` of a run's resolved `config.yaml` (what `wmtp fit` saved), plus its class name."""
     path = Path(config)
     if not path.is_file():
-        raise FileNotFoundError(f"run config not found: {path} (wmtp fit writes <root>/<experiment>/config.yaml)")
+        raise MissingInput(f"run config not found: {path} (wmtp fit writes <root>/<experiment>/config.yaml)")
     cfg = yaml.safe_load(path.read_text())
     model = cfg.get("model") or {}
     return {"class_path": model.get("class_path"), **(model.get("init_args") or {})}

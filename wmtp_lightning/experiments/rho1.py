@@ -8,7 +8,7 @@ from typing import Any, Literal
 
 import torch
 
-from wmtp_lightning.errors import MissingInput
+from wmtp_lightning.errors import BadInput, MissingInput
 from wmtp_lightning.experiments.base import MTPModule, StepNorm, Weights
 from wmtp_lightning.io import sha256_file
 from wmtp_lightning.models.bundle import load_bundle, read_params, tokenizer_path
@@ -73,7 +73,7 @@ class Rho1MTP(MTPModule):
         if self.hparams.model is not None:
             mine, theirs = tokenizer_path(self.hparams.model), tokenizer_path(reference)
             if mine and theirs and (mine.name != theirs.name or sha256_file(mine) != sha256_file(theirs)):
-                raise ValueError(f"{theirs} differs from {mine}: the reference must use the policy's tokenizer")
+                raise BadInput(f"{theirs} differs from {mine}: the reference must use the policy's tokenizer")
         self.save_hyperparameters(ignore=["optimizer", "lr_scheduler"])
 
     def build_extra(self) -> None:

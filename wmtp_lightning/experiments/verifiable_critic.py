@@ -18,6 +18,7 @@ from typing import Any, Literal
 import torch
 from torch import nn
 
+from wmtp_lightning.errors import MissingInput
 from wmtp_lightning.experiments.base import Exportable, MTPModule, StepNorm, Weights
 from wmtp_lightning.models.transformer import MTPOutput
 from wmtp_lightning.models.value_head import ValueHead
@@ -100,7 +101,7 @@ class VerifiableCriticMTP(MTPModule):
     ):
         super().__init__(*args, **kwargs)
         if value_head not in (None, "auto") and not Path(value_head).is_file():
-            raise FileNotFoundError(
+            raise MissingInput(
                 f"stage-1 value head not found: {value_head} (run configs/verifiable_stage1.yaml "
                 "first, or drop model.init_args.value_head to start from an untrained critic)"
             )
