@@ -97,7 +97,7 @@ def main(argv: list[str] | None = None) -> dict:
     table = {}
     for label, model in (
         ("before (SmolLM2-135M, MTP head 1)", mtp),
-        ("after (stage 2)", out / "verifiable" / "export"),
+        ("after (stage 2)", out / "verifiable_stage2" / "export"),
     ):
         folder = out / "eval_humaneval" / ("before" if label.startswith("before") else "after")
         wmtp(
