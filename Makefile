@@ -9,7 +9,7 @@ TORCH_SPEC ?= torch==2.13.0
 STAMP := $(VENV)/.installed
 BWRAP ?= bwrap              # the bubblewrap command the sandbox uses (checked by sandbox-deps)
 
-.PHONY: install sandbox-deps test test-slow test-all demo lint bench clean-demo
+.PHONY: install sandbox-deps test test-slow test-all demo demo-real lint bench clean-demo
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -51,6 +51,9 @@ lint: install
 
 demo: install sandbox-deps  ## micro model -> local data -> `wmtp compare` (baseline, critic 1 -> 2, Rho-1; eval; report), on CPU
 	$(BIN)/python scripts/run_local_demo.py
+
+demo-real: install sandbox-deps  ## SmolLM2-135M: sample + verify MBPP, critic stage 1 -> 2, HumanEval subset before/after, on CPU
+	$(BIN)/python scripts/run_real_demo.py
 
 clean-demo:
 	rm -rf storage/models_v2/micro-mtp storage/models_v2/micro-ref storage/datasets_local_small storage/runs/local

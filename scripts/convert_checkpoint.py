@@ -29,15 +29,13 @@ shows the traceback.
 
 from __future__ import annotations
 
-import argparse
-import os
-import sys
-
+from wmtp_lightning.errors import ArgumentParser, BadInput, script_main
 from wmtp_lightning.models.convert import convert_bundle, convert_gguf, convert_hf, convert_meta
 
 
+@script_main
 def main(argv: list[str] | None = None) -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = ArgumentParser(description=__doc__)
     ap.add_argument("--format", required=True, choices=["meta", "hf", "gguf", "bundle"])
     ap.add_argument("--src", required=True, help="source folder (meta, hf, bundle) or .gguf file")
     ap.add_argument("--dst", required=True, help="bundle folder to write")
@@ -50,7 +48,6 @@ def main(argv: list[str] | None = None) -> None:
         help="make an MTP model with N heads from a next-token model (trunk = first L-1 blocks, "
         "every head initialised from the last block; head 1 reproduces the source exactly)",
     )
-    ap.add_argument("--debug", action="store_true", help="show tracebacks")
     args = ap.parse_args(argv)
     if args.tokenizer and args.format in ("gguf", "bundle"):
         ap.error(f"--tokenizer is not used with --format {args.format} (the source carries its tokenizer)")
@@ -60,10 +57,8 @@ def main(argv: list[str] | None = None) -> None:
     fn = {"meta": convert_meta, "hf": convert_hf, "gguf": convert_gguf, "bundle": convert_bundle}[args.format]
     try:
         out = fn(args.src, args.dst, **kw)
-    except (ValueError, FileNotFoundError, ImportError, KeyError) as err:
-        if args.debug or os.environ.get("WMTP_DEBUG") == "1":
-            raise
-        sys.exit(f"error: {err}")
+    except (ValueError, KeyError, ImportError) as err:  # the converters' `file: what is wrong` lines
+        raise BadInput(str(err.args[0]) if isinstance(err, KeyError) else str(err)) from err
     print(f"wrote {out}")
 
 

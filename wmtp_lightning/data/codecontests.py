@@ -249,6 +249,9 @@ def problem_records(p: dict[str, Any], cfg: ConvertConfig) -> Iterator[tuple[dic
                 )
 
 
+RecordsFn = Callable[[dict[str, Any], ConvertConfig], Iterator[tuple[dict[str, Any] | None, str | None]]]
+
+
 def convert_split(
     raw: Iterator[tuple[str, dict[str, Any]]],
     out_jsonl: Path,
@@ -256,8 +259,14 @@ def convert_split(
     cfg: ConvertConfig,
     split: str,
     progress: Callable[[int], None] | None = None,
+    records: RecordsFn = problem_records,
+    check: Callable[[str, Any], None] = _check_raw,
 ) -> SplitStats:
     """Write one processed split and its index + seed metadata; returns the split's stats.
+
+    `records` / `check` turn one raw problem into records and validate it first (default: the
+    CodeContests schema); `scripts/sample_and_verify.py` passes its own for sampled solutions, so
+    both share the writing, the token limit, the index and the stats.
 
     The JSONL is written under a temporary name and renamed when complete. On any failure the
     temporary is removed; a failure after the rename (writing the index) also removes the new
@@ -272,9 +281,9 @@ def convert_split(
         with open(tmp, "wb") as f:
             offset = 0
             for where, problem in raw:
-                _check_raw(where, problem)
+                check(where, problem)
                 stats.problems += 1
-                for rec, reason in problem_records(problem, cfg):
+                for rec, reason in records(problem, cfg):
                     if rec is None:
                         stats.dropped[reason] += 1
                         continue

@@ -17,16 +17,19 @@ through `convert_hf`. Any source can become an MTP model on the way (`ntp_to_mtp
 
 from __future__ import annotations
 
+import pickle
 import re
 import tempfile
+import zipfile
 from collections.abc import Callable, Iterator
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors import safe_open
+from safetensors import SafetensorError, safe_open
 
+from wmtp_lightning.errors import BadInput, MissingInput, one_line
 from wmtp_lightning.io import SAFETENSORS_DTYPES, read_json, write_json
 from wmtp_lightning.models.bundle import (
     PARAMS,
@@ -81,6 +84,16 @@ def meta_params_to_args(params: dict[str, Any], vocab_size: int | None, source: 
 def meta_key_map(key: str) -> str | None:
     """Meta state-dict key -> bundle key (identity), or None for keys that are not parameters."""
     return None if key in META_DROPPED_KEYS else key
+
+
+def source_dir(src: str | Path, what: str) -> Path:
+    """`src` as a folder, or one line saying it is missing or a file."""
+    src = Path(src)
+    if not src.exists():
+        raise MissingInput(f"{src}: {what} not found")
+    if not src.is_dir():
+        raise BadInput(f"{src}: expected a {what}, got a file")
+    return src
 
 
 def find_meta_checkpoint(src: Path) -> Path:
@@ -306,12 +319,18 @@ class _Shard:
 
     def __init__(self, path: Path):
         self.path = path
-        if path.suffix == ".safetensors":
-            self._st = safe_open(str(path), framework="pt")
-            self.keys = list(self._st.keys())
-        else:
-            self._sd = torch.load(path, map_location="cpu", mmap=True, weights_only=True)
-            self.keys = list(self._sd)
+        try:
+            if path.suffix == ".safetensors":
+                self._st = safe_open(str(path), framework="pt")
+                self.keys = list(self._st.keys())
+            else:
+                self._sd = torch.load(path, map_location="cpu", mmap=True, weights_only=True)
+                if not isinstance(self._sd, dict) or not all(isinstance(v, torch.Tensor) for v in self._sd.values()):
+                    raise BadInput(f"{path}: expected a state dict (name -> tensor), got {type(self._sd).__name__}")
+                self.keys = list(self._sd)
+        except (SafetensorError, RuntimeError, OSError, EOFError, pickle.UnpicklingError, zipfile.BadZipFile) as err:
+            kind = "safetensors" if path.suffix == ".safetensors" else "PyTorch checkpoint (torch.save)"
+            raise BadInput(f"{path}: not a readable {kind} file, truncated or corrupt ({one_line(err)})") from None
 
     def shape(self, key: str) -> tuple[int, ...]:
         return tuple(self._st.get_slice(key).get_shape()) if hasattr(self, "_st") else tuple(self._sd[key].shape)
@@ -322,7 +341,12 @@ class _Shard:
         return self._sd[key].dtype
 
     def get(self, key: str) -> torch.Tensor:
-        return self._st.get_tensor(key) if hasattr(self, "_st") else self._sd[key]
+        try:
+            return self._st.get_tensor(key) if hasattr(self, "_st") else self._sd[key]
+        except (SafetensorError, RuntimeError) as err:
+            raise BadInput(
+                f"{self.path}: {key}: unreadable tensor data, truncated or corrupt ({one_line(err)})"
+            ) from None
 
 
 # ----------------------------------------------------------------------------- NTP -> MTP
@@ -376,7 +400,7 @@ def convert_meta(
     n_future_tokens: int | None = None,
 ) -> Path:
     """Meta `consolidated.pth` + `params.json` -> bundle (`n_future_tokens`: see `ntp_to_mtp`)."""
-    src = Path(src)
+    src = source_dir(src, "Meta checkpoint folder")
     ckpt = find_meta_checkpoint(src)
     shard = _Shard(ckpt)
     vocab = shard.shape("tok_embeddings.weight")[0] if "tok_embeddings.weight" in shard.keys else None
@@ -402,7 +426,7 @@ def convert_hf(
     The tokenizer defaults to SRC's tokenizer.json (with its companion json files) or
     tokenizer.model. `source` replaces the provenance recorded in metadata.json.
     """
-    src = Path(src)
+    src = source_dir(src, "Hugging Face model folder")
     cfg_path = src / "config.json"
     cfg = read_json(cfg_path)
     args = hf_config_to_args(cfg, str(cfg_path))
@@ -435,7 +459,7 @@ def convert_bundle(
     src: str | Path, dst: str | Path, *, dtype: str | None = None, n_future_tokens: int | None = None
 ) -> Path:
     """A bundle -> another bundle (a dtype cast, or NTP -> MTP heads), tokenizer included."""
-    src = Path(src)
+    src = source_dir(src, "bundle folder")
     if src.resolve() == Path(dst).resolve():
         raise ValueError(f"{dst}: the destination is the source bundle; write to another folder")
     read_metadata(src)
@@ -459,8 +483,10 @@ def convert_gguf(
     one conversion path for both sources.
     """
     src = Path(src)
+    if not src.exists():
+        raise MissingInput(f"{src}: GGUF file not found")
     if not src.is_file():
-        raise FileNotFoundError(f"GGUF file not found: {src}")
+        raise BadInput(f"{src}: expected a .gguf file, got a folder")
     try:
         from safetensors.torch import save_file
         from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -474,8 +500,10 @@ def convert_gguf(
     try:
         model = AutoModelForCausalLM.from_pretrained(src.parent, **load)
         tok = AutoTokenizer.from_pretrained(src.parent, **load)
-    except (ImportError, ValueError, OSError, RuntimeError) as err:
-        raise ValueError(f"{src}: transformers could not load this GGUF file ({err})") from err
+    except ImportError:
+        raise
+    except Exception as err:  # a truncated or foreign file fails in many ways inside the reader
+        raise BadInput(f"{src}: not a readable GGUF file, truncated or corrupt ({one_line(err)})") from err
     config = model.config.to_diff_dict()
     config.pop("quantization_config", None)
     tied = bool(config.get("tie_word_embeddings"))
