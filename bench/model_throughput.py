@@ -25,13 +25,11 @@ Target (issue 13): ours >= 1.1 x HF at seq 512 and 1024.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from dataclasses import replace
-from pathlib import Path
 
 import torch
-from rounds import device_sync, fmt, fused_adamw_supported, interleaved, machine, matmul_peak, per_round, spread
+from rounds import device_sync, fmt, fused_adamw_supported, interleaved, machine, matmul_peak, per_round, report, spread
 
 from wmtp_lightning.models import ModelArgs, Transformer
 
@@ -290,13 +288,7 @@ def main(argv: list[str] | None = None) -> dict:
         run = measure(args, seq, a.batch, a.rounds, a.warmup, a.device, dtype, peak, a.mtp_heads, a.profile, a.clock)
         print(f"seq {seq}: ours/HF throughput {fmt(run.get('ours_h1_over_hf_throughput', {}))}", file=sys.stderr)
         result["runs"].append(run)
-    print(markdown(result))
-    print(json.dumps(result))
-    if a.json:
-        tmp = Path(a.json).with_suffix(".tmp")
-        tmp.write_text(json.dumps(result, indent=1))
-        tmp.replace(a.json)
-    return result
+    return report(result, markdown(result), a.json)
 
 
 if __name__ == "__main__":

@@ -31,7 +31,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from rounds import fmt, per_round, spread
+from rounds import fmt, per_round, report, spread
 
 CONFIGS = [(1, False), (1, True), (4, False), (4, True)]
 ROOT = Path(__file__).resolve().parents[1]
@@ -193,13 +193,7 @@ def main(argv: list[str] | None = None) -> dict:
         "rows": rows,
         "summary": summarise(rows),
     }
-    print(markdown(result))
-    print(json.dumps(result))
-    if a.json:
-        tmp = Path(a.json).with_suffix(".tmp")
-        tmp.write_text(json.dumps(result, indent=1))
-        tmp.replace(a.json)
-    return result
+    return report(result, markdown(result), a.json)
 
 
 if __name__ == "__main__":

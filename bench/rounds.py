@@ -114,3 +114,16 @@ def fused_adamw_supported(params: list[torch.Tensor]) -> bool:
     except (RuntimeError, ValueError):
         return False
     return True
+
+
+def report(result: dict, table: str, json_path: str | None) -> dict:
+    """Print a bench's markdown table and its JSON; also write the JSON to `json_path` (atomically)."""
+    import json
+
+    from wmtp_lightning.io import write_json
+
+    print(table)
+    print(json.dumps(result))
+    if json_path:
+        write_json(json_path, result)
+    return result

@@ -24,7 +24,6 @@ and the speed-up per round (min / median / max). Target (DESIGN §8): >= 2x.
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import sys
 import tempfile
@@ -32,7 +31,7 @@ import time
 from pathlib import Path
 
 import torch
-from rounds import device_sync, fmt, machine, per_round, spread
+from rounds import device_sync, fmt, machine, per_round, report, spread
 
 from wmtp_lightning.data.collate import MTPCollator
 from wmtp_lightning.data.local_problems import load_local_problems
@@ -243,13 +242,7 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> dict:
     a = parse(argv)
     result = run(a)
-    print(markdown(result))
-    print(json.dumps(result))
-    if a.json:
-        tmp = Path(a.json).with_suffix(".tmp")
-        tmp.write_text(json.dumps(result, indent=1))
-        tmp.replace(a.json)
-    return result
+    return report(result, markdown(result), a.json)
 
 
 if __name__ == "__main__":

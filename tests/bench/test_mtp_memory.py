@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import json
 import math
 
 import pytest
 
 
 @pytest.mark.slow
-def test_tiny_run_measures_the_step_increase(bench):
+def test_tiny_run_measures_the_step_increase(bench, tmp_path):
     mem = bench("mtp_memory")
-    r = mem.main(["--vocab", "8192", "--dim", "64", "--seq", "256", "--rounds", "1"])
+    out = tmp_path / "memory.json"
+    r = mem.main(["--vocab", "8192", "--dim", "64", "--seq", "256", "--rounds", "1", "--json", str(out)])
+    assert json.loads(out.read_text()) == json.loads(json.dumps(r))  # the file holds what was printed
     s = r["summary"]
     assert set(s) == {"H1", "H1_seq", "H4", "H4_seq"} and len(r["rows"]) == 4
     for row in s.values():
