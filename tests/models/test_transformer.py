@@ -161,6 +161,30 @@ def test_left_padding_mask_equals_unpadded():
     assert torch.isfinite(out).all()
 
 
+@pytest.mark.parametrize("n_heads,n_kv_heads", [(6, 2), (6, 3), (6, 6)])
+def test_masked_attention_equals_reference_for_any_grouping(n_heads, n_kv_heads):
+    """A mask makes attention fold each kv head's query heads into its query axis (no repeated K/V):
+    left-padded prefill, one-token cached steps and a cached chunk equal the longhand reference
+    (which repeats K/V explicitly) on every unpadded row, for 3, 2 and 1 query heads per kv head."""
+    a = tiny(dim=96, n_heads=n_heads, n_kv_heads=n_kv_heads)
+    m = Transformer(a).eval()
+    torch.manual_seed(0)
+    rows = [torch.randint(3, 256, (11,)), torch.randint(3, 256, (7,))]
+    L, P = 11, 6  # total length, prompt length of the longest row
+    pad = [L - len(r) for r in rows]
+    tokens = torch.stack([torch.cat([torch.zeros(k, dtype=torch.long), r]) for k, r in zip(pad, rows)])
+    key_padding = torch.stack([torch.arange(L) >= k for k in pad])
+    cache = m.new_cache(2, L)
+    out = [m(tokens[:, :P], cache=cache, key_padding=key_padding, return_all_heads=True)]  # prefill
+    for t in (P, P + 1):  # one token per step
+        out.append(m(tokens[:, t : t + 1], start_pos=t, cache=cache, key_padding=key_padding, return_all_heads=True))
+    out.append(m(tokens[:, P + 2 :], start_pos=P + 2, cache=cache, key_padding=key_padding, return_all_heads=True))
+    got = torch.cat(out, 1)
+    for i, (k, r) in enumerate(zip(pad, rows)):
+        want = reference_forward(m.state_dict(), a, r[None])[0]
+        torch.testing.assert_close(got[i, k:], want, atol=1e-5, rtol=1e-5)
+
+
 def unfused_training_ce(m: Transformer, x: torch.Tensor, y: torch.Tensor, H: int) -> torch.Tensor:
     """(B, T, H) per-prediction CE from the full (B, T, H, V) logits: the straightforward reference."""
     logits = m(x, return_all_heads=True, n_future=H)

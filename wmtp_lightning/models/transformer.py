@@ -323,20 +323,26 @@ class Attention(nn.Module):
         q, k = apply_rotary_emb(q, k, freqs_cis)
         if cache is not None:
             k, v = cache.update(self.block_id, start_pos, k, v)  # (B, S, nkv, hd), S = start_pos + T
-        # Grouped-query attention: each kv head serves `rep` query heads. Without a mask SDPA
-        # shares them itself (`enable_gqa`, no copies); with one, as in Hugging Face's Llama, the
-        # kv heads are repeated, because CUDA's fused kernels take a mask or GQA, not both.
+        # Grouped-query attention: each kv head serves `rep` query heads (query head h reads kv
+        # head h // rep). Without a mask SDPA shares them itself (`enable_gqa`, no copies). With a
+        # mask (padded batches, decoding) CUDA's fused kernels take a mask or GQA, not both, so
+        # each kv head's `rep` query heads are folded into its query axis instead: one attention
+        # of rep·T queries over the cache as it is, the same numbers without copying K and V rep
+        # times per step (Hugging Face's Llama repeats them).
         rep = self.n_heads // self.n_kv_heads
         gqa = rep > 1 and mask is None and SDPA_GQA
-        if rep > 1 and not gqa:
-            k = k.repeat_interleave(rep, dim=2)
-            v = v.repeat_interleave(rep, dim=2)
-        q, k, v = (t.transpose(1, 2) for t in (q, k, v))  # (B, nh, T, hd), k/v (B, nkv or nh, S, hd)
+        q, k, v = (t.transpose(1, 2) for t in (q, k, v))  # (B, nh, T, hd), k/v (B, nkv, S, hd)
+        if rep > 1 and mask is not None:
+            q = q.reshape(B, self.n_kv_heads, rep * T, self.head_dim)
+            mask = mask.reshape(-1, 1, T, mask.shape[-1])  # (T, S) or (B, 1, T, S) -> (B or 1, 1, T, S)
+            mask = mask[:, :, None].expand(-1, -1, rep, -1, -1).reshape(mask.shape[0], 1, rep * T, -1)
+        elif rep > 1 and not gqa:  # torch < 2.5: no `enable_gqa`
+            k, v = k.repeat_interleave(rep, dim=1), v.repeat_interleave(rep, dim=1)
         causal = mask is None and start_pos == 0 and T > 1
         y = F.scaled_dot_product_attention(
             q, k, v, attn_mask=mask, is_causal=causal, **({"enable_gqa": True} if gqa else {})
         )
-        y = y.transpose(1, 2).reshape(B, T, -1)  # (B, T, nh*hd)
+        y = y.reshape(B, self.n_heads, T, self.head_dim).transpose(1, 2).reshape(B, T, -1)  # (B, T, nh*hd)
         return self.wo(y)
 
 
