@@ -6,10 +6,15 @@ computation (`science_task`: n lines `a+b=c`, an incorrect solution has one sum 
 token occurs only in incorrect rows):
 
 1. raw problems (deepmind/code_contests schema) -> own SentencePiece tokenizer ->
-   `scripts/setup_datasets.py` -> processed splits + index + manifest;
-2. pre-training: a tiny random bundle trained by `wmtp fit --config configs/baseline.yaml` (BaselineMTP,
-   correct rows only) + an overlay (the stand-in for the base model's pre-training: its own
-   optimizer and length);
+   `scripts/setup_datasets.py` -> processed splits + index + manifest (the task's rows, and the same
+   problems as a judging base model's pre-training text, `science_task.judged`);
+2. pre-training, the stand-in for the base model's: a tiny random bundle trained by
+   `wmtp fit --config configs/baseline.yaml` (BaselineMTP) + an overlay (its own optimizer and
+   length) on one of two corpora (`--base`): `judged` (every solution followed by its verdict and a
+   line-by-line review: a base model that has learned to check sums, as real code models have read
+   code next to test logs and reviews) or `correct` (correct solutions only: a base model that has
+   only seen right answers). How well the base model judges held-out sums is measured
+   (`science_probe.verdict_accuracy`);
 3. stage 1: `wmtp fit --config configs/verifiable_stage1.yaml` + an overlay that changes only scale
    (steps, batch, validation size), paths and the seed: frozen trunk, value clip 0.2 around the EMA
    anchor, Monte-Carlo targets, MSE, AdamW lr 1e-4 as shipped. Read: `val_all/value_auc` of every
@@ -21,10 +26,10 @@ token occurs only in incorrect rows):
    the weights both signals give it and its continuation, and the best linear read-out of the
    frozen trunk (what any linear value head on it could reach).
 
-Each seed runs the whole pipeline from pre-training on (the dataset is shared). Prints a table and
-writes JSON (with the machine and the command).
+The dataset and the pre-trained base are made once (seed 0); stages 1-2 and the probe run for every
+seed. Prints a table and writes JSON (with the machine and the command).
 
-    python bench/science_check.py [--seeds 5] [--out DIR] [--json FILE]
+    python bench/science_check.py [--base judged|correct] [--seeds 5] [--out DIR] [--json FILE]
 """
 
 from __future__ import annotations
@@ -46,7 +51,7 @@ import torch
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from science_probe import probe
+from science_probe import probe, verdict_accuracy
 from science_task import build_dataset
 
 from wmtp_lightning.cli import main as wmtp
@@ -63,15 +68,17 @@ CONFIGS = ROOT / "configs"
 class Scale:
     """The miniature's scale (all a CPU allows); everything else is the shipped configs'."""
 
+    base: str = "judged"  # the pre-training corpus: "judged" (code + verdicts) or "correct" (correct code only)
     dim: int = 64
     n_heads: int = 4
     n_kv_heads: int = 2
     trunk: int = 2
     n_future_tokens: int = 2
-    pretrain_steps: int = 800
+    pretrain_steps: int = 3000  # the judged base learns its per-line verdicts by then (not at 800)
     pretrain_batch: int = 16
     pretrain_lr: float = 3e-3
     stage1_steps: int = 300
+    stage1_lr: float | None = None  # None: the shipped optimizer (AdamW lr 1e-4); set = a departure, reported
     stage1_batch: int = 16
     stage1_val_every: int = 50
     stage2_steps: int = 60
@@ -162,7 +169,11 @@ def initial_bundle(dst: Path, tokenizer: Path, sc: Scale, seed: int) -> Path:
 
 
 def pretrain(data: dict[str, Path], work: Path, sc: Scale, seed: int) -> tuple[Path, float]:
-    """BaselineMTP on correct rows from a random bundle; returns (its export, val/ce_head1).
+    """BaselineMTP from a random bundle on the `sc.base` corpus; returns (its export, val/ce_head1).
+
+    `judged`: every solution followed by its verdict (`science_task.judged`), a base model that has
+    learned to check sums; `correct`: correct solutions only, a base model that has only ever seen
+    right answers.
 
     Reuses a finished earlier pre-training under `work` (its `pretrain.json` is written last).
     """
@@ -172,7 +183,11 @@ def pretrain(data: dict[str, Path], work: Path, sc: Scale, seed: int) -> tuple[P
         return export, json.loads(done.read_text())["val_ce_head1"]
     init = initial_bundle(work / "init", data["tokenizer"], sc, seed)
     steps = sc.pretrain_steps
-    cfg = common_overlay(data, work / "runs", seed, steps, sc.pretrain_batch, steps, sc)
+    if sc.base not in ("judged", "correct"):
+        raise ValueError(f"Scale.base: expected 'judged' or 'correct', got {sc.base!r}")
+    corpus = {**data, "data": data["judged"]} if sc.base == "judged" else data
+    cfg = common_overlay(corpus, work / "runs", seed, steps, sc.pretrain_batch, steps, sc)
+    cfg["data"]["init_args"]["val_incorrect_samples"] = 0  # the yardstick: val/ce_head1 on correct rows
     cfg["model"] = {
         "init_args": {
             "model": str(init),
@@ -192,6 +207,9 @@ def stage1(data: dict[str, Path], work: Path, model: Path, sc: Scale, seed: int)
     """The shipped stage 1 (scale and paths only); AUC of every validation, the best, the export."""
     cfg = common_overlay(data, work, seed, sc.stage1_steps, sc.stage1_batch, sc.stage1_val_every, sc)
     cfg["model"] = {"init_args": {"model": str(model)}}
+    if sc.stage1_lr is not None:
+        opt = {"class_path": "torch.optim.AdamW", "init_args": {"lr": sc.stage1_lr, "weight_decay": 0.0}}
+        cfg["model"]["init_args"]["optimizer"] = opt
     cli = fit("verifiable_stage1.yaml", write_overlay(work / "stage1.yaml", cfg))
     aucs = [v for _, v in history(cli)["val_all/value_auc"]]
     export = work / "verifiable_stage1" / "export"
@@ -239,7 +257,8 @@ def stage2(data: dict[str, Path], work: Path, model: Path, value_head: str, sc: 
 
 def run_seed(data: dict[str, Path], policy: Path, out: Path, sc: Scale, seed: int) -> dict[str, Any]:
     """Stage 1, the probe of its critic, stage 2 with both signals, for one seed."""
-    work = out / f"seed{seed}"
+    variant = "" if sc.stage1_lr is None else f"_stage1-lr{sc.stage1_lr:g}-{sc.stage1_steps}"
+    work = out / f"seed{seed}{variant}"
     t0 = time.monotonic()
     s1 = stage1(data, work, policy, sc, seed)
     found = probe(policy, Path(s1["value_head"]), data["data"], data["tokenizer"], train_rows=sc.probe_train_rows)
@@ -294,16 +313,18 @@ def run(seeds: list[int], out: Path, sc: Scale = Scale(), data_seed: int = 0) ->
     t0 = time.monotonic()
     mach = machine()
     data = build_dataset(out, seed=data_seed)
-    policy, ce = pretrain(data, out / "pretrain", sc, data_seed)
+    policy, ce = pretrain(data, out / sc.base / "pretrain", sc, data_seed)
+    judging = verdict_accuracy(policy, data["judged"], data["tokenizer"])  # does the base model check sums?
+    print(f"[science] pretrain ({sc.base}): {json.dumps({k: round(v, 3) for k, v in judging.items()})}", flush=True)
     t1 = time.monotonic()
-    runs = [run_seed(data, policy, out, sc, s) for s in seeds]
+    runs = [run_seed(data, policy, out / sc.base, sc, s) for s in seeds]
     return {
         "command": shlex.join([Path(sys.executable).name, *sys.argv]),
         "machine": mach,
         "scale": asdict(sc),
         "overrides": OVERRIDES,
         "seeds": seeds,
-        "pretrain": {"val_ce_head1": ce, "seconds": t1 - t0},
+        "pretrain": {"corpus": sc.base, "val_ce_head1": ce, **judging, "seconds": t1 - t0},
         "summary": summarize(runs),
         "runs": runs,
         "seconds": time.monotonic() - t0,
@@ -312,12 +333,19 @@ def run(seeds: list[int], out: Path, sc: Scale = Scale(), data_seed: int = 0) ->
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--seeds", type=int, default=5, help="seeds 0..N-1 (each: pre-training, stage 1, stage 2 x 2)")
+    ap.add_argument("--seeds", type=int, default=5, help="seeds 0..N-1 (each: stage 1, the probe, stage 2 x 2)")
     ap.add_argument("--out", type=Path, default=Path("storage/bench/science"), help="work folder (reused dataset)")
-    ap.add_argument("--json", type=Path, help="write the results here (default: OUT/science.json)")
+    ap.add_argument(
+        "--base", choices=["judged", "correct"], default=Scale.base, help="the base model's pre-training corpus"
+    )
+    ap.add_argument("--pretrain-steps", type=int, default=Scale.pretrain_steps)
+    ap.add_argument("--stage1-steps", type=int, default=Scale.stage1_steps)
+    ap.add_argument("--stage1-lr", type=float, help="depart from the shipped stage-1 lr (1e-4)")
+    ap.add_argument("--json", type=Path, help="write the results here (default: OUT/science_BASE.json)")
     a = ap.parse_args(argv)
-    result = run(list(range(a.seeds)), a.out)
-    dst = a.json or a.out / "science.json"
+    sc = Scale(base=a.base, pretrain_steps=a.pretrain_steps, stage1_steps=a.stage1_steps, stage1_lr=a.stage1_lr)
+    result = run(list(range(a.seeds)), a.out, sc)
+    dst = a.json or a.out / f"science_{a.base}.json"
     tmp = dst.with_name(dst.name + ".tmp")
     tmp.write_text(json.dumps(result, indent=1) + "\n")
     tmp.replace(dst)

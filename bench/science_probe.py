@@ -44,6 +44,16 @@ def token_of_char(tok: Tokenizer, row: dict[str, Any], char: int) -> int:
     return n_prompt + int(np.searchsorted(ends, char, side="right"))
 
 
+def in_sum(tok: Tokenizer, ids: torch.Tensor, j: int, eq: int) -> bool:
+    """Whether token j is a digit of a sum: a digit whose nearest non-digit token before it is '='."""
+    if not tok.piece_text(int(ids[j])).isdigit():
+        return False
+    i = j - 1
+    while i >= 0 and tok.piece_text(int(ids[i])).isdigit():
+        i -= 1
+    return i >= 0 and int(ids[i]) == eq
+
+
 def split_rows(data_dir: Path, split: str) -> IndexedJsonlDataset:
     path = Path(data_dir) / "processed" / f"{split}.jsonl"
     return IndexedJsonlDataset(path, load_index(path))
@@ -116,13 +126,8 @@ def probe(
             row = ds[int(batch["index"][r])]
             if reward[r]:
                 correct_rows.append(delta[r][inner[r]])
-                # sum digits: tokens after '=' up to the newline; head 1 at j−1 predicts x_j
-                after_eq = torch.cumsum((ids[r] == eq).long(), 0) > 0
-                digits = [
-                    j
-                    for j in range(1, ids.shape[1])
-                    if inner[r, j] and after_eq[j] and tok.piece_text(int(ids[r, j])).isdigit()
-                ]
+                # sum digits: the digits after an '=' up to the newline; head 1 at j−1 predicts x_j
+                digits = [j for j in range(1, ids.shape[1]) if inner[r, j] and in_sum(tok, ids[r], j, eq)]
                 digit_hits += sum(bool(out.correct[r, j - 1, 0]) for j in digits)
                 digit_n += len(digits)
                 continue
@@ -158,3 +163,32 @@ def probe(
         "linear_probe_auc": probe_auc,
         "rows": len(ds),
     }
+
+
+@torch.no_grad()
+def verdict_accuracy(bundle: Path, data_dir: Path, tokenizer: Path, split: str = "valid") -> dict[str, float]:
+    """How well a *judging* base model (pre-trained on `science_task.judged` text) judges held-out sums.
+
+    Head 1's argmax at the verdict positions of `split` of the judged dataset: the verdict on the
+    whole solution (the first verdict token, right after the solution) and on each line of the
+    review that follows it, each as balanced accuracy (the mean
+    of the accuracies on `ok` and on `wrong`, so that always answering `ok` scores 0.5).
+    """
+    tok = Tokenizer(tokenizer)
+    model = load_bundle(bundle).eval()
+    words = {"ok": True, "wrong": False}
+    verdict = {i: words[tok.piece_text(i).strip()] for i in range(tok.vocab_size) if tok.piece_text(i).strip() in words}
+    hits = {(kind, v): [0, 0] for kind in ("solution", "line") for v in (True, False)}
+    for batch, out in forward_split(model, split_rows(data_dir, split), tok):
+        ids = batch["input_ids"]
+        for r in range(len(ids)):
+            pos = [j for j in range(ids.shape[1]) if int(ids[r, j]) in verdict and batch["labels"][r, j] != -100]
+            for j in pos:
+                h = hits[("solution" if j == pos[0] else "line", verdict[int(ids[r, j])])]
+                h[0] += bool(out.correct[r, j - 1, 0])
+                h[1] += 1
+    result = {}
+    for kind in ("solution", "line"):
+        accs = [hits[(kind, v)][0] / hits[(kind, v)][1] for v in (True, False) if hits[(kind, v)][1]]
+        result[f"verdict_balanced_acc_{kind}"] = sum(accs) / len(accs) if accs else float("nan")
+    return result

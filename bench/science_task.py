@@ -111,12 +111,50 @@ def make_problems(split: str, count: int, seed: int, correct: int = 2, incorrect
     return rows
 
 
-def write_raw(dst: Path, seed: int = 0) -> dict[str, list[dict[str, Any]]]:
-    """Write `{train,valid,test}.jsonl` under `dst`; returns the rows per split."""
+VERDICT = {True: "ok", False: "wrong"}
+
+
+def judge_text(solution: str) -> str:
+    """`solution` as a judging base model's corpus writes it: the solution, its verdict (`ok` /
+    `wrong`), then a review that repeats every line with its own verdict (`3+4=8 wrong`).
+
+    The verdict right after the solution is what the trunk must predict from the solution's own
+    states, the very states the critic later reads (a stage-1 row is this text cut before the
+    verdict); the review's per-line verdicts are what teaches it to check a sum at all.
+    """
+    lines = solution.splitlines()
+    review = "".join(f"{line} {VERDICT[is_correct(line + chr(10), 1)]}\n" for line in lines)
+    return f"{solution}{VERDICT[is_correct(solution, len(lines))]}\n{review}"
+
+
+def judged(row: dict[str, Any]) -> dict[str, Any]:
+    """The problem as a *judging* base model's pre-training text sees it: every solution, correct or
+    not, with verdicts (`judge_text`), all as plain text to imitate (`solutions`).
+
+    The stand-in for what a real base model's corpus holds beside code: code followed by what was
+    said about it (test logs, reviews, "this is wrong because"). Predicting the verdicts makes the
+    trunk compute correctness; the stage-1 and stage-2 rows never contain a verdict, so no token
+    gives a row away there.
+    """
+    texts = [judge_text(s) for s in row["solutions"]["solution"] + row["incorrect_solutions"]["solution"]]
+    return {
+        **row,
+        "solutions": {"language": [3] * len(texts), "solution": texts},
+        "incorrect_solutions": {"language": [], "solution": []},
+    }
+
+
+def write_raw(dst: Path, seed: int = 0, judge: bool = False) -> dict[str, list[dict[str, Any]]]:
+    """Write `{train,valid,test}.jsonl` under `dst` (as `judged` texts with `judge`); returns the rows per split.
+
+    The problems are the same with and without `judge` (same seed): only their text differs.
+    """
     dst.mkdir(parents=True, exist_ok=True)
     splits = {}
     for split, count in SPLIT_PROBLEMS.items():
         rows = make_problems(split, count, seed)
+        if judge:
+            rows = [judged(r) for r in rows]
         (dst / f"{split}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
         splits[split] = rows
     return splits
@@ -134,21 +172,28 @@ def corpus(rows: list[dict[str, Any]]) -> str:
 
 
 def build_dataset(root: Path, seed: int = 0, vocab_size: int = 512) -> dict[str, Path]:
-    """Raw problems -> tokenizer -> processed dataset (the real conversion script). Returns the paths.
+    """Raw problems -> tokenizer -> processed datasets (the real conversion script). Returns the paths:
+    `data` (the task: correct + incorrect solutions) and `judged` (the same problems as a judging base
+    model's pre-training text, see `judged`), one tokenizer for both.
 
-    Reuses a complete earlier build under `root` (the processed folder's manifest is written last).
+    Reuses a complete earlier build under `root` (the processed folders' manifests are written last).
     """
     from wmtp_lightning.models.tokenizer import train_sentencepiece
 
-    raw, data, tok_prefix = root / "raw", root / "data", root / "tokenizer" / "sums"
-    paths = {"raw": raw, "data": data, "tokenizer": tok_prefix.with_suffix(".model")}
-    if (data / "processed" / "manifest.json").is_file() and paths["tokenizer"].is_file():
+    tok_prefix = root / "tokenizer" / "sums"
+    paths = {"data": root / "data", "judged": root / "data_judged", "tokenizer": tok_prefix.with_suffix(".model")}
+    if (
+        all((paths[k] / "processed" / "manifest.json").is_file() for k in ("data", "judged"))
+        and paths["tokenizer"].is_file()
+    ):
         return paths
-    splits = write_raw(raw, seed)
+    splits = write_raw(root / "raw", seed)
+    judged_splits = write_raw(root / "raw_judged", seed, judge=True)
     text = root / "tokenizer" / "corpus.txt"
     text.parent.mkdir(parents=True, exist_ok=True)
-    text.write_text(corpus(splits["train"]))
+    text.write_text(corpus(splits["train"]) + corpus(judged_splits["train"]))
     train_sentencepiece(text, tok_prefix, vocab_size)
     setup = runpy.run_path(str(ROOT / "scripts" / "setup_datasets.py"), run_name="wmtp_script")["main"]
-    setup(["--src", str(raw), "--dst", str(data), "--tokenizer", str(paths["tokenizer"])])
+    for raw, key in (("raw", "data"), ("raw_judged", "judged")):
+        setup(["--src", str(root / raw), "--dst", str(paths[key]), "--tokenizer", str(paths["tokenizer"])])
     return paths

@@ -1,13 +1,15 @@
-"""The science miniature (bench/science_check.py), smaller: the critic, trained with the shipped stage-1
-settings on a task where correctness needs computation, separates held-out rows, its TD error is
-negative where a solution first goes wrong, and `signal: cumulative` takes loss mass away from
-incorrect rows where the default one-step δ leaves it.
+"""The science miniature (bench/science_check.py) at the bench's scale, one seed: the critic, trained
+with the shipped stage-1 settings on a task where correctness needs computation, separates held-out
+rows, its TD error is negative where a solution first goes wrong, and `signal: cumulative` takes loss
+mass away from incorrect rows where the default one-step δ leaves it.
 
-The thresholds are the issue's targets. MEASURED (docs/benchmarks.md, "Science miniature", one seed so
-far): with the shipped stage-1 settings (frozen trunk) the held-out AUC stays at 0.505-0.507, i.e.
-chance: a trunk pre-trained on correct rows only does not carry "a sum was wrong" to the state that
-chooses EOS. So the method test is a strict xfail on AssertionError (a crash still fails): it XPASSes, and
-fails the suite, the day the pipeline reaches the targets, and then the marker must go.
+The thresholds are the issue's targets. MEASURED (docs/benchmarks.md, "Science miniature", 5 seeds):
+with the shipped stage-1 settings the held-out AUC stays at 0.48-0.53, i.e. chance, on the `judged`
+base (pre-trained to check sums; it learns the per-line verdicts, 0.955, but not the verdict after
+the whole solution, 0.50, so nothing at the state the value head reads says whether the solution was
+right). So the method test is a strict xfail on AssertionError (a crash still fails): it XPASSes, and
+fails the suite, the day the pipeline reaches the targets at this scale, and then the marker must go.
+The plain tests hold what does work: the base learns to check a line, stage 1 exports its best head.
 """
 
 from __future__ import annotations
@@ -22,15 +24,13 @@ pytestmark = pytest.mark.slow
 KNOWN_GAP = pytest.mark.xfail(
     strict=True,
     raises=AssertionError,
-    reason="shipped stage-1 settings reach AUC ~0.51 on the miniature (frozen correct-only trunk); see docs/benchmarks.md",
+    reason="shipped stage-1 settings reach AUC 0.48-0.53 on the miniature (the base does not encode the outcome); see docs/benchmarks.md",
 )
 
-# The bench's scale, shrunk to one seed and a shorter pre-training (the policy models the sums by
-# ~400 steps: head-1 accuracy reaches the task's ceiling, the random operands being unpredictable).
+# The bench's scale (3000 pre-training steps, where the base learns its per-line verdicts; 300 stage-1
+# steps), one seed, smaller validation and a shorter stage 2.
 SMALL = {
-    "pretrain_steps": 400,
-    "stage1_steps": 150,
-    "stage1_val_every": 50,
+    "pretrain_steps": 3000,
     "stage2_steps": 20,
     "val_correct": 128,
     "val_incorrect": 128,
@@ -46,6 +46,13 @@ def result(tmp_path_factory):
     return bench["run"]([0], tmp_path_factory.mktemp("science"), bench["Scale"](**SMALL))
 
 
+def test_the_judged_base_learns_to_check_a_line(result):
+    """The premise's first half, measured on held-out judged text: the base model checks single sums
+    (its verdict on the whole solution is the xfail's first check)."""
+    pre = result["pretrain"]
+    assert pre["corpus"] == "judged" and pre["verdict_balanced_acc_line"] >= 0.9, pre
+
+
 def test_stage1_exports_its_best_auc(result):
     s1 = result["runs"][0]["stage1"]
     assert s1["auc_per_validation"] and s1["auc_best"] == max(s1["auc_per_validation"]), s1
@@ -56,6 +63,8 @@ def test_critic_finds_the_bug_and_cumulative_takes_mass_from_incorrect_rows(resu
     """One test, in the order the method depends on: without a critic that separates the rows
     (the first check) the TD errors and the weights derived from them are noise, so the later
     checks would pass or fail by chance and must not decide the verdict on their own."""
+    pre = result["pretrain"]
+    assert pre["verdict_balanced_acc_solution"] >= 0.9, pre  # the base encodes the outcome at all
     s1 = result["runs"][0]["stage1"]
     assert s1["auc_best"] >= MIN_AUC, s1
     p = result["runs"][0]["probe"]
