@@ -171,8 +171,8 @@ def initial_bundle(dst: Path, tokenizer: Path, sc: Scale, seed: int) -> Path:
 def pretrain(data: dict[str, Path], work: Path, sc: Scale, seed: int) -> tuple[Path, float]:
     """BaselineMTP from a random bundle on the `sc.base` corpus; returns (its export, val/ce_head1).
 
-    `judged`: every solution followed by its verdict (`science_task.judged`), a base model that has
-    learned to check sums; `correct`: correct solutions only, a base model that has only ever seen
+    `judged`: every solution followed by its verdict and a line-by-line review
+    (`science_task.judged`), a base model taught to check sums; `correct`: correct solutions only, a base model that has only ever seen
     right answers.
 
     Reuses a finished earlier pre-training under `work` (its `pretrain.json` is written last).
@@ -313,6 +313,7 @@ def run(seeds: list[int], out: Path, sc: Scale = Scale(), data_seed: int = 0) ->
     t0 = time.monotonic()
     mach = machine()
     data = build_dataset(out, seed=data_seed)
+    reused = (out / sc.base / "pretrain" / "pretrain.json").is_file()
     policy, ce = pretrain(data, out / sc.base / "pretrain", sc, data_seed)
     judging = verdict_accuracy(policy, data["judged"], data["tokenizer"])  # does the base model check sums?
     print(f"[science] pretrain ({sc.base}): {json.dumps({k: round(v, 3) for k, v in judging.items()})}", flush=True)
@@ -324,7 +325,7 @@ def run(seeds: list[int], out: Path, sc: Scale = Scale(), data_seed: int = 0) ->
         "scale": asdict(sc),
         "overrides": OVERRIDES,
         "seeds": seeds,
-        "pretrain": {"corpus": sc.base, "val_ce_head1": ce, **judging, "seconds": t1 - t0},
+        "pretrain": {"corpus": sc.base, "val_ce_head1": ce, **judging, "reused": reused, "seconds": t1 - t0},
         "summary": summarize(runs),
         "runs": runs,
         "seconds": time.monotonic() - t0,

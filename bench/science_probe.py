@@ -171,13 +171,15 @@ def verdict_accuracy(bundle: Path, data_dir: Path, tokenizer: Path, split: str =
 
     Head 1's argmax at the verdict positions of `split` of the judged dataset: the verdict on the
     whole solution (the first verdict token, right after the solution) and on each line of the
-    review that follows it, each as balanced accuracy (the mean
-    of the accuracies on `ok` and on `wrong`, so that always answering `ok` scores 0.5).
+    review that follows it, each as balanced accuracy (the mean of the accuracies on `ok` and on
+    `wrong`, so that always answering `ok` scores 0.5; a base that never says either scores 0).
     """
     tok = Tokenizer(tokenizer)
     model = load_bundle(bundle).eval()
     words = {"ok": True, "wrong": False}
     verdict = {i: words[tok.piece_text(i).strip()] for i in range(tok.vocab_size) if tok.piece_text(i).strip() in words}
+    if set(verdict.values()) != {True, False}:
+        raise ValueError(f"{tokenizer}: 'ok' and 'wrong' must each be one piece to find the verdicts")
     hits = {(kind, v): [0, 0] for kind in ("solution", "line") for v in (True, False)}
     for batch, out in forward_split(model, split_rows(data_dir, split), tok):
         ids = batch["input_ids"]
