@@ -18,12 +18,14 @@ Every step prints its wall time; the total is printed at the end.
 from __future__ import annotations
 
 import json
+import math
 import os
 import runpy
 import time
 from pathlib import Path
 
 from wmtp_lightning.errors import ArgumentParser, BadInput, script_main
+from wmtp_lightning.io import write_json
 
 ROOT = Path(__file__).resolve().parents[1]
 MODELS = ROOT / "storage" / "models_v2"
@@ -89,7 +91,8 @@ def main(argv: list[str] | None = None) -> dict:
     root = ["--trainer.default_root_dir", str(out)]
     val = ["--data.init_args.val_samples", str(n_ok), "--data.init_args.val_incorrect_samples", str(n_bad)]
     stage1 = wmtp("fit", "--config", "configs/verifiable_stage1.yaml", "--config", "configs/real.yaml", *root, *val)
-    auc = stage1.model.best_auc  # the held-out value AUC of the exported head (-inf: never finite)
+    best = stage1.model.best_auc  # the held-out value AUC of the exported head (-inf: never finite)
+    auc = best if math.isfinite(best) else None  # None: undefined, the valid split holds one class
     step("critic stage 1")
     wmtp("fit", "--config", "configs/verifiable.yaml", "--config", "configs/real.yaml", *root, *val)
     step("critic stage 2")
@@ -111,13 +114,14 @@ def main(argv: list[str] | None = None) -> dict:
     total = round(time.monotonic() - start)
     print(f"\nHumanEval, first {args.eval_problems} problems, greedy, raw template, {args.eval_tokens} new tokens")
     print(f"verified samples: {stats['sampling']['samples']}, correct {stats['sampling']['correct']}; "
-          f"valid split {n_ok} correct / {n_bad} incorrect; stage-1 value AUC (held out) {auc:.3f}")  # fmt: skip
+          f"valid split {n_ok} correct / {n_bad} incorrect; stage-1 value AUC (held out) "
+          f"{'undefined (no correct and incorrect sample both held out)' if auc is None else f'{auc:.3f}'}")  # fmt: skip
     print(f"{'model':<40} pass@1")
     for label, value in table.items():
         print(f"{label:<40} {value:.3f}")
     print(f"\nDemo done in {total} s; steps: {times}")
     result = {"pass@1": table, "value_auc": auc, "seconds": times, "total_s": total, "sampling": stats["sampling"]}
-    (out / "demo_real.json").write_text(json.dumps(result, indent=1) + "\n")
+    write_json(out / "demo_real.json", result)
     return result
 
 
