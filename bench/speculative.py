@@ -19,6 +19,14 @@ and the speed-up per round (min / median / max). Target (DESIGN §8): >= 2x.
 
     python bench/speculative.py [--target-loss 3.3] [--max-steps 600] [--new-tokens 128] [--rounds 3]
     python bench/speculative.py --save DIR ...       # keep the trained model;  --load DIR re-measures it
+
+A real model made MTP from a next-token one (`convert_checkpoint.py ... --n-future-tokens 4`: every
+head a copy of the last block, so heads 2..4 still predict the *next* token) needs its extra heads
+trained first: `--load BUNDLE --finetune-heads STEPS` trains heads 2..H only (trunk and head 1
+frozen, so head 1's output, and with it the greedy text, stays the original model's) on the
+training problems' solutions with the uniform MTP loss, then measures as above.
+
+    python bench/speculative.py --load storage/models_v2/smollm2-135m-mtp4 --finetune-heads 200 --lr 3e-4
 """
 
 from __future__ import annotations
@@ -81,11 +89,18 @@ def held_out_loss(model, coll: MTPCollator, data: list[dict], device: str) -> li
     return (num / den).tolist()
 
 
-def train_to_target(model, tok: Tokenizer, a: argparse.Namespace) -> dict:
-    """AdamW with linear warm-up, then constant LR, until the held-out head-1 loss <= target."""
+def train_to_target(model, tok: Tokenizer, a: argparse.Namespace, heads_only: int = 0) -> dict:
+    """AdamW with linear warm-up, then constant LR, until the held-out head-1 loss <= target.
+
+    heads_only > 0: train the extra heads (2..H) for exactly that many steps, everything else frozen.
+    """
     data, held = items(False), items(True)
     coll = MTPCollator(tok, max_length=1024)
-    opt = torch.optim.AdamW(model.parameters(), lr=a.lr, weight_decay=0.0)
+    if heads_only:
+        model.requires_grad_(False)
+        model.extra_heads.requires_grad_(True)
+    params = [p for p in model.parameters() if p.requires_grad]
+    opt = torch.optim.AdamW(params, lr=a.lr, weight_decay=0.0)
     warmup = max(1, min(a.warmup, a.max_steps))
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (s + 1) / warmup))
     g = torch.Generator().manual_seed(a.seed)
@@ -93,7 +108,8 @@ def train_to_target(model, tok: Tokenizer, a: argparse.Namespace) -> dict:
     model.train()
     t0 = time.monotonic()
     step = 0
-    while history[-1][1][0] > a.target_loss and step < a.max_steps:
+    steps = heads_only or a.max_steps
+    while (heads_only or history[-1][1][0] > a.target_loss) and step < steps:
         idx = torch.randint(0, len(data), (a.batch,), generator=g).tolist()
         b = coll([data[i] for i in idx])
         labels = b["labels"].to(a.device)
@@ -101,11 +117,11 @@ def train_to_target(model, tok: Tokenizer, a: argparse.Namespace) -> dict:
         loss, _ = weighted_mtp_loss(out.ce, mtp_targets(labels, model.n_future_tokens) != IGNORE_INDEX)
         opt.zero_grad(set_to_none=True)
         loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
         opt.step()
         sched.step()
         step += 1
-        if step % a.eval_every == 0 or step == a.max_steps:
+        if step % a.eval_every == 0 or step == steps:
             history.append((step, held_out_loss(model, coll, held, a.device)))
             print(
                 f"step {step}: train loss {loss.item():.3f}, held-out loss per head {history[-1][1]}", file=sys.stderr
@@ -168,6 +184,9 @@ def run(a: argparse.Namespace) -> dict:
             model = load_bundle(a.load, device=a.device)
             tok = bundle_tokenizer(a.load, model.args)
             training = {"steps": 0, "loaded": a.load}
+            if a.finetune_heads:
+                training = {**train_to_target(model, tok, a, heads_only=a.finetune_heads), "loaded": a.load}
+                training["trained"] = "extra heads only (trunk and head 1 frozen)"
         else:
             (Path(tmp) / "c.txt").write_text(tokenizer_corpus())
             tok_path = train_sentencepiece(Path(tmp) / "c.txt", Path(tmp) / "t", a.vocab)
@@ -179,8 +198,8 @@ def run(a: argparse.Namespace) -> dict:
     per_head = held_out_loss(model, MTPCollator(tok, max_length=1024), items(True), a.device)
     result = {
         "machine": machine(a.device),
-        "model": f"micro: dim {model.args.dim}, {model.args.n_trunk_layers} trunk + {model.args.n_future_tokens} "
-        f"heads, vocab {tok.vocab_size}, {model.num_params() / 1e6:.1f} M params",
+        "model": f"{a.load or 'micro'}: dim {model.args.dim}, {model.args.n_trunk_layers} trunk + "
+        f"{model.args.n_future_tokens} heads, vocab {tok.vocab_size}, {model.num_params() / 1e6:.1f} M params",
         "quality_bar": f"held-out head-1 loss <= {a.target_loss} nats/token "
         f"(uniform over the vocabulary: {math.log(tok.vocab_size):.2f})",
         "training": training,
@@ -226,7 +245,8 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--trunk", type=int, default=16, help="trunk blocks (Meta's 7B_1T_4 has 29 for its 4 heads)")
     ap.add_argument("--vocab", type=int, default=1024, help="pieces of the tokenizer trained on the training split")
     ap.add_argument("--save", help="save the trained model as a bundle here (to re-measure with --load)")
-    ap.add_argument("--load", help="skip training: measure this bundle (made with --save)")
+    ap.add_argument("--load", help="skip training: measure this bundle (made with --save, or any MTP bundle)")
+    ap.add_argument("--finetune-heads", type=int, default=0, help="with --load: first train heads 2..H for N steps")
     ap.add_argument("--new-tokens", type=int, default=128)
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--device", default="cpu")
@@ -234,8 +254,10 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--json", help="also write the result here")
     a = ap.parse_args(argv)
-    if a.max_steps < 0 or a.eval_every < 1:
-        ap.error("--max-steps must be >= 0 and --eval-every >= 1")
+    if a.max_steps < 0 or a.eval_every < 1 or a.finetune_heads < 0:
+        ap.error("--max-steps and --finetune-heads must be >= 0 and --eval-every >= 1")
+    if a.finetune_heads and not a.load:
+        ap.error("--finetune-heads needs --load BUNDLE (an MTP bundle to fine-tune)")
     return a
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+import torch
 
 
 @pytest.mark.slow
@@ -24,3 +25,26 @@ def test_prompts_and_training_data_do_not_overlap(bench):
     assert all(any(h in p for h in held) for p in spec.held_out_prompts())
     corpus = spec.tokenizer_corpus()
     assert not any(h in corpus for h in held)
+
+
+def test_finetune_heads_trains_the_extra_heads_only(bench, tiny_bundle):
+    """An NTP -> MTP model's heads 2..H are trained for exactly N steps; trunk and head 1 stay
+    bit-identical, so the greedy text (head 1's) is still the original model's."""
+    from wmtp_lightning.models.bundle import bundle_tokenizer, load_bundle
+
+    spec = bench("speculative")
+    a = spec.parse(["--load", str(tiny_bundle), "--finetune-heads", "3", "--eval-every", "2", "--lr", "1e-2"])
+    model = load_bundle(tiny_bundle)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    r = spec.train_to_target(model, bundle_tokenizer(tiny_bundle, model.args), a, heads_only=a.finetune_heads)
+    assert r["steps"] == 3 and [s for s, _ in r["history"]] == [0, 2, 3]
+    changed = {k for k, v in model.state_dict().items() if not torch.equal(v, before[k])}
+    assert changed and all(k.startswith("extra_heads.") for k in changed)
+    assert {k.split(".")[1] for k in changed} == {str(i) for i in range(len(model.extra_heads))}
+
+
+def test_finetune_heads_needs_a_bundle(bench, capsys):
+    spec = bench("speculative")
+    with pytest.raises(SystemExit):
+        spec.parse(["--finetune-heads", "5"])
+    assert "--finetune-heads needs --load" in capsys.readouterr().err
