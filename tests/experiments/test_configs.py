@@ -52,6 +52,10 @@ def test_real_overlay_keeps_the_critic_and_sets_smollm2(exp):
     assert real["model"]["class_path"] == "wmtp_lightning.experiments.VerifiableCriticMTP"
     assert real["model"]["init_args"]["model"] == "storage/models_v2/smollm2-135m-mtp2"
     assert real["data"]["init_args"]["bins"] == {"low": [1, 2], "medium": [3, 4], "high": [5, 5]}
+    # a model's own samples are mostly `high` (unsolved): no phase may leave a bin without weight
+    phases = real["data"]["init_args"]["difficulty_schedule"]
+    assert [(p["start"], p["end"]) for p in phases] == [(0.0, 0.3), (0.3, 0.7), (0.7, 1.0)]
+    assert all(min(p["weights"].values()) > 0 for p in phases)
 
 
 @pytest.mark.parametrize("exp", EXPERIMENTS)
