@@ -123,7 +123,8 @@ def judge_text(solution: str) -> str:
     verdict); the review's per-line verdicts are what teaches it to check a sum at all.
     """
     lines = solution.splitlines()
-    review = "".join(f"{line} {VERDICT[is_correct(line + chr(10), 1)]}\n" for line in lines)
+    marks = [VERDICT[is_correct(line + "\n", 1)] for line in lines]
+    review = "".join(f"{line} {mark}\n" for line, mark in zip(lines, marks))
     return f"{solution}{VERDICT[is_correct(solution, len(lines))]}\n{review}"
 
 
