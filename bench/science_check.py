@@ -8,13 +8,13 @@ token occurs only in incorrect rows):
 1. raw problems (deepmind/code_contests schema) -> own SentencePiece tokenizer ->
    `scripts/setup_datasets.py` -> processed splits + index + manifest (the task's rows, and the same
    problems as a judging base model's pre-training text, `science_task.judged`);
-2. pre-training, the stand-in for the base model's: a tiny random bundle trained by
-   `wmtp fit --config configs/baseline.yaml` (BaselineMTP) + an overlay (its own optimizer and
-   length) on one of two corpora (`--base`): `judged` (every solution followed by its verdict and a
-   line-by-line review: a base model that has learned to check sums, as real code models have read
-   code next to test logs and reviews) or `correct` (correct solutions only: a base model that has
-   only seen right answers). How well the base model judges held-out sums is measured
-   (`science_probe.verdict_accuracy`);
+2. pre-training, the stand-in for the base model's: a tiny random bundle (6 trunk blocks, 2 heads)
+   trained by `wmtp fit --config configs/baseline.yaml` (BaselineMTP) + an overlay (its own
+   optimizer and length) on one of two corpora (`--base`): `judged` (every solution followed by its
+   verdict, half of them with a running verdict on every line: a base model that has learned to
+   judge sums, as real code models have read code next to asserts, test logs and reviews) or
+   `correct` (correct solutions only: a base model that has only seen right answers). How well the
+   base model judges held-out solutions is measured (`science_probe.verdict_accuracy`);
 3. stage 1: `wmtp fit --config configs/verifiable_stage1.yaml` + an overlay that changes only scale
    (steps, batch, validation size), paths and the seed: frozen trunk, value clip 0.2 around the EMA
    anchor, Monte-Carlo targets, MSE, AdamW lr 1e-4 as shipped. Read: `val_all/value_auc` of every
@@ -26,10 +26,12 @@ token occurs only in incorrect rows):
    the weights both signals give it and its continuation, and the best linear read-out of the
    frozen trunk (what any linear value head on it could reach).
 
-The dataset and the pre-trained base are made once (seed 0); stages 1-2 and the probe run for every
+The dataset and the pre-trained base are made once (`--data-seed`, default 0; reused from `--out` only
+if made with the same settings); stages 1-2 and the probe run for every
 seed. Prints a table and writes JSON (with the machine and the command).
 
     python bench/science_check.py [--base judged|correct] [--seeds 5] [--out DIR] [--json FILE]
+        [--trunk 6] [--mark-rates 0,1] [--pretrain-steps 8000] [--data-seed 0] [--stage1-steps N] [--stage1-lr LR]
 """
 
 from __future__ import annotations
@@ -52,9 +54,10 @@ import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from science_probe import probe, verdict_accuracy
-from science_task import build_dataset
+from science_task import MARK_RATES, build_dataset
 
 from wmtp_lightning.cli import main as wmtp
+from wmtp_lightning.errors import ArgumentParser, BadInput, script_main
 from wmtp_lightning.models.bundle import save_bundle
 from wmtp_lightning.models.micro import from_scratch
 from wmtp_lightning.models.tokenizer import Tokenizer
@@ -69,12 +72,13 @@ class Scale:
     """The miniature's scale (all a CPU allows); everything else is the shipped configs'."""
 
     base: str = "judged"  # the pre-training corpus: "judged" (code + verdicts) or "correct" (correct code only)
+    mark_rates: tuple[float, ...] = MARK_RATES  # the judged corpus: chances that a text's lines carry running verdicts
     dim: int = 64
     n_heads: int = 4
     n_kv_heads: int = 2
-    trunk: int = 2
+    trunk: int = 6  # the trunk itself judges a whole solution (with 4 only head 1's block does: benchmarks.md)
     n_future_tokens: int = 2
-    pretrain_steps: int = 3000  # the judged base learns its per-line verdicts by then (not at 800)
+    pretrain_steps: int = 8000
     pretrain_batch: int = 16
     pretrain_lr: float = 3e-3
     stage1_steps: int = 300
@@ -168,19 +172,29 @@ def initial_bundle(dst: Path, tokenizer: Path, sc: Scale, seed: int) -> Path:
     )
 
 
+NOT_PRETRAIN = ("stage1_steps", "stage1_lr", "stage1_batch", "stage1_val_every", "stage2_steps", "stage2_batch")
+NOT_PRETRAIN += ("val_correct", "val_incorrect", "probe_train_rows")  # what pre-training does not depend on
+
+
 def pretrain(data: dict[str, Path], work: Path, sc: Scale, seed: int) -> tuple[Path, float]:
     """BaselineMTP from a random bundle on the `sc.base` corpus; returns (its export, val/ce_head1).
 
-    `judged`: every solution followed by its verdict and a line-by-line review
-    (`science_task.judged`), a base model taught to check sums; `correct`: correct solutions only, a base model that has only ever seen
-    right answers.
+    `judged`: every solution followed by its verdict, half of them with running verdicts
+    (`science_task.judged`), a base model taught to judge sums; `correct`: correct solutions only,
+    a base model that has only ever seen right answers.
 
-    Reuses a finished earlier pre-training under `work` (its `pretrain.json` is written last).
+    Reuses a finished earlier pre-training under `work` (its `pretrain.json` is written last) made
+    with the same scale, and refuses one made with another.
     """
     done = work / "pretrain.json"
     export = work / "runs" / "baseline" / "export"
+    made = {k: v for k, v in asdict(sc).items() if k not in NOT_PRETRAIN} | {"seed": seed}
+    made["mark_rates"] = list(made["mark_rates"])
     if done.is_file():
-        return export, json.loads(done.read_text())["val_ce_head1"]
+        record = json.loads(done.read_text())
+        if record.get("scale") != made:
+            raise BadInput(f"{done}: a base pre-trained with {record.get('scale')}, not {made}; use another --out")
+        return export, record["val_ce_head1"]
     init = initial_bundle(work / "init", data["tokenizer"], sc, seed)
     steps = sc.pretrain_steps
     if sc.base not in ("judged", "correct"):
@@ -199,7 +213,7 @@ def pretrain(data: dict[str, Path], work: Path, sc: Scale, seed: int) -> tuple[P
     cli = fit("baseline.yaml", write_overlay(work / "pretrain.yaml", cfg))
     ce = float(cli.trainer.callback_metrics["val/ce_head1"])
     print(f"[science] pretrain: val/ce_head1 {ce:.3f}", flush=True)
-    done.write_text(json.dumps({"val_ce_head1": ce, "steps": steps}) + "\n")
+    done.write_text(json.dumps({"val_ce_head1": ce, "scale": made}) + "\n")
     return export, ce
 
 
@@ -276,6 +290,7 @@ def summarize(runs: list[dict[str, Any]]) -> dict[str, Any]:
         "stage1_auc_best": lambda r: r["stage1"]["auc_best"],
         "stage1_auc_last": lambda r: r["stage1"]["auc_last"],
         "linear_probe_auc": lambda r: r["probe"]["linear_probe_auc"],
+        "linear_probe_auc_head1": lambda r: r["probe"]["linear_probe_auc_head1"],
         "probe_auc_test": lambda r: r["probe"]["auc"],
         "sum_digit_acc": lambda r: r["probe"]["sum_digit_acc"],
         "delta_at_first_wrong_mean": lambda r: r["probe"]["delta_at_first_wrong_mean"],
@@ -312,7 +327,7 @@ def run(seeds: list[int], out: Path, sc: Scale = Scale(), data_seed: int = 0) ->
     """The dataset and the pre-trained trunk once (seed `data_seed`), then stage 1 + 2 for every seed."""
     t0 = time.monotonic()
     mach = machine()
-    data = build_dataset(out, seed=data_seed)
+    data = build_dataset(out, seed=data_seed, rates=sc.mark_rates)
     reused = (out / sc.base / "pretrain" / "pretrain.json").is_file()
     policy, ce = pretrain(data, out / sc.base / "pretrain", sc, data_seed)
     judging = verdict_accuracy(policy, data["judged"], data["tokenizer"])  # does the base model check sums?
@@ -332,20 +347,47 @@ def run(seeds: list[int], out: Path, sc: Scale = Scale(), data_seed: int = 0) ->
     }
 
 
+def mark_rates(text: str) -> tuple[float, ...]:
+    """`--mark-rates 0,1` -> (0.0, 1.0): chances in [0, 1]."""
+    try:
+        rates = tuple(float(r) for r in text.split(","))
+    except ValueError:
+        rates = ()
+    if not rates or not all(0.0 <= r <= 1.0 for r in rates):
+        raise argparse.ArgumentTypeError(f"expected chances in [0, 1] separated by commas, got {text!r}")
+    return rates
+
+
+@script_main
 def main(argv: list[str] | None = None) -> dict[str, Any]:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = ArgumentParser(description=__doc__)
     ap.add_argument("--seeds", type=int, default=5, help="seeds 0..N-1 (each: stage 1, the probe, stage 2 x 2)")
     ap.add_argument("--out", type=Path, default=Path("storage/bench/science"), help="work folder (reused dataset)")
     ap.add_argument(
         "--base", choices=["judged", "correct"], default=Scale.base, help="the base model's pre-training corpus"
     )
+    ap.add_argument("--trunk", type=int, default=Scale.trunk, help="the base model's trunk blocks")
+    ap.add_argument(
+        "--mark-rates",
+        type=mark_rates,
+        default=Scale.mark_rates,
+        help="judged corpus: chances a text's lines carry running verdicts, one drawn per text (default 0,1)",
+    )
     ap.add_argument("--pretrain-steps", type=int, default=Scale.pretrain_steps)
     ap.add_argument("--stage1-steps", type=int, default=Scale.stage1_steps)
     ap.add_argument("--stage1-lr", type=float, help="depart from the shipped stage-1 lr (1e-4)")
+    ap.add_argument("--data-seed", type=int, default=0, help="the problems and the base model's initialisation")
     ap.add_argument("--json", type=Path, help="write the results here (default: OUT/science_BASE.json)")
     a = ap.parse_args(argv)
-    sc = Scale(base=a.base, pretrain_steps=a.pretrain_steps, stage1_steps=a.stage1_steps, stage1_lr=a.stage1_lr)
-    result = run(list(range(a.seeds)), a.out, sc)
+    sc = Scale(
+        base=a.base,
+        mark_rates=a.mark_rates,
+        trunk=a.trunk,
+        pretrain_steps=a.pretrain_steps,
+        stage1_steps=a.stage1_steps,
+        stage1_lr=a.stage1_lr,
+    )
+    result = run(list(range(a.seeds)), a.out, sc, data_seed=a.data_seed)
     dst = a.json or a.out / f"science_{a.base}.json"
     tmp = dst.with_name(dst.name + ".tmp")
     tmp.write_text(json.dumps(result, indent=1) + "\n")

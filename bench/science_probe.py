@@ -13,7 +13,9 @@ the real collator and the model's training forward, and measures:
 
 It also fits the best linear read-out of the final state it can (`linear_probe_auc`): logistic
 regression on the frozen `norm(h_trunk)` of training rows, scored on the split. A linear value
-head on that state can do no better, whatever its learning rate or clip.
+head on that state can do no better, whatever its learning rate or clip. The same read-out of head
+1's output at that state (`linear_probe_auc_head1`, where the next token is predicted from) says
+whether the base knows the outcome there but computes it only in head 1's block, after the trunk.
 """
 
 from __future__ import annotations
@@ -69,14 +71,22 @@ def forward_split(model: Any, ds: IndexedJsonlDataset, tok: Tokenizer, batch_siz
 
 
 @torch.no_grad()
-def final_states(model: Any, ds: IndexedJsonlDataset, tok: Tokenizer) -> tuple[torch.Tensor, torch.Tensor]:
-    """(N, D) norm(h_trunk) of the state that chooses EOS, (N,) is_correct."""
-    feats, labels = [], []
-    for batch, out in forward_split(model, ds, tok):
-        last = (batch["labels"] != -100).long().cumsum(1).argmax(1)  # the EOS position
-        feats.append(out.h_normed[torch.arange(len(last)), last - 1])
+def final_states(model: Any, ds: IndexedJsonlDataset, tok: Tokenizer) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+    """At the state that chooses EOS: {"trunk": norm(h_trunk), "head1": norm(head 1's block output)},
+    each (N, D), and (N,) is_correct. The value head reads the first; the second is the state head 1
+    predicts the next token from (where a verdict would be written)."""
+    collate = MTPCollator(tok, max_length=2048)
+    feats: dict[str, list[torch.Tensor]] = {"trunk": [], "head1": []}
+    labels = []
+    for lo in range(0, len(ds), 64):
+        batch = collate([ds[i] for i in range(lo, min(lo + 64, len(ds)))])
+        h, freqs, mask = model.trunk(batch["input_ids"])
+        last = (batch["labels"] != -100).long().cumsum(1).argmax(1) - 1  # the state before EOS
+        rows = torch.arange(len(last))
+        feats["trunk"].append(model.norm(h)[rows, last])
+        feats["head1"].append(model.norm(model.head_hidden(1, h, freqs, 0, None, mask))[rows, last])
         labels.append(batch["is_correct"])
-    return torch.cat(feats), torch.cat(labels)
+    return {k: torch.cat(v) for k, v in feats.items()}, torch.cat(labels)
 
 
 def linear_probe_auc(train_x: torch.Tensor, train_y: torch.Tensor, x: torch.Tensor, y: torch.Tensor) -> float:
@@ -141,8 +151,9 @@ def probe(
                 weights[s]["after"].append(cw[s][r][mask[r] & (pos > j)])
     train = split_rows(data_dir, "train")
     train = torch.utils.data.Subset(train, range(min(train_rows, len(train))))
+    (train_x, train_y), (x, y) = final_states(model, train, tok), final_states(model, ds, tok)
     with torch.enable_grad():
-        probe_auc = linear_probe_auc(*final_states(model, train, tok), *final_states(model, ds, tok))
+        probe_auc = {k: linear_probe_auc(train_x[k], train_y, x[k], y) for k in x}
     at_wrong_t = torch.tensor(at_wrong)
     elsewhere = torch.cat(before + after + correct_rows)
     return {
@@ -160,7 +171,8 @@ def probe(
             for k, v in d.items()
         },
         "sum_digit_acc": digit_hits / max(digit_n, 1),
-        "linear_probe_auc": probe_auc,
+        "linear_probe_auc": probe_auc["trunk"],
+        "linear_probe_auc_head1": probe_auc["head1"],
         "rows": len(ds),
     }
 
@@ -169,25 +181,38 @@ def probe(
 def verdict_accuracy(bundle: Path, data_dir: Path, tokenizer: Path, split: str = "valid") -> dict[str, float]:
     """How well a *judging* base model (pre-trained on `science_task.judged` text) judges held-out sums.
 
-    Head 1's argmax at the verdict positions of `split` of the judged dataset: the verdict on the
-    whole solution (the first verdict token, right after the solution) and on each line of the
-    review that follows it, each as balanced accuracy (the mean of the accuracies on `ok` and on
-    `wrong`, so that always answering `ok` scores 0.5; a base that never says either scores 0).
+    At every verdict of `split` of the judged dataset, whether head 1 gives the right verdict a
+    higher logit than the other one (`ok` vs `wrong`, in the same spelling): the verdict the model
+    would write if it writes one. Two figures, each as balanced accuracy (the mean of the accuracies
+    on `ok` and on `wrong`, so that always preferring `ok` scores 0.5): `solution`, the verdict after
+    a bare solution (no running verdicts: a stage-1 row, then its verdict), the premise of a critic
+    that reads that state; `line`, the running verdicts inside the other texts. The verdict after
+    a text with running verdicts is left out: it can be copied from the last one.
     """
     tok = Tokenizer(tokenizer)
     model = load_bundle(bundle).eval()
     words = {"ok": True, "wrong": False}
-    verdict = {i: words[tok.piece_text(i).strip()] for i in range(tok.vocab_size) if tok.piece_text(i).strip() in words}
+    pieces = {tok.piece_text(i): i for i in range(tok.vocab_size)}
+    verdict, other = {}, {}
+    for piece, i in pieces.items():
+        word = piece.strip()
+        if word in words:
+            swapped = piece.replace(word, "wrong" if word == "ok" else "ok")
+            if swapped not in pieces:
+                raise ValueError(f"{tokenizer}: piece {piece!r} has no counterpart {swapped!r}")
+            verdict[i], other[i] = words[word], pieces[swapped]
     if set(verdict.values()) != {True, False}:
         raise ValueError(f"{tokenizer}: 'ok' and 'wrong' must each be one piece to find the verdicts")
     hits = {(kind, v): [0, 0] for kind in ("solution", "line") for v in (True, False)}
-    for batch, out in forward_split(model, split_rows(data_dir, split), tok):
+    for batch, _ in forward_split(model, split_rows(data_dir, split), tok):
         ids = batch["input_ids"]
+        logits = model(ids)  # (B, T, V), head 1
         for r in range(len(ids)):
             pos = [j for j in range(ids.shape[1]) if int(ids[r, j]) in verdict and batch["labels"][r, j] != -100]
-            for j in pos:
-                h = hits[("solution" if j == pos[0] else "line", verdict[int(ids[r, j])])]
-                h[0] += bool(out.correct[r, j - 1, 0])
+            for j in pos if len(pos) == 1 else pos[:-1]:  # skip a verdict that could copy the last running one
+                t = int(ids[r, j])
+                h = hits[("solution" if len(pos) == 1 else "line", verdict[t])]
+                h[0] += bool(logits[r, j - 1, t] > logits[r, j - 1, other[t]])
                 h[1] += 1
     result = {}
     for kind in ("solution", "line"):

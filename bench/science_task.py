@@ -112,32 +112,43 @@ def make_problems(split: str, count: int, seed: int, correct: int = 2, incorrect
 
 
 VERDICT = {True: "ok", False: "wrong"}
+MARK_RATES = (0.0, 1.0)  # per text, the chance that a line carries its running verdict
 
 
-def judge_text(solution: str) -> str:
-    """`solution` as a judging base model's corpus writes it: the solution, its verdict (`ok` /
-    `wrong`), then a review that repeats every line with its own verdict (`3+4=8 wrong`).
+def judge_text(solution: str, rng: random.Random, rates: tuple[float, ...] = MARK_RATES) -> str:
+    """`solution` as a judging base model's corpus writes it: lines that may carry a running verdict
+    (`3+4=8 wrong`: every line so far right, `ok`, or not, `wrong`), then the verdict on the whole
+    solution on its own line.
 
-    The verdict right after the solution is what the trunk must predict from the solution's own
-    states, the very states the critic later reads (a stage-1 row is this text cut before the
-    verdict); the review's per-line verdicts are what teaches it to check a sum at all.
+    Whether the lines carry one is drawn per text (each line with probability p, p drawn from
+    `rates`): with the default `MARK_RATES` half the texts are the bare solution + its verdict (a
+    stage-1 row is that text cut before the verdict), whose verdict needs every line checked at
+    once; the other half check the running status line by line, which teaches the model to check a
+    sum where it is written and to carry "still right so far" along the solution. (Other corpora
+    tried at 2 trunk blocks: running verdicts on half the lines, the verdict alone, a line-by-line
+    review after the solution; none taught the base to judge bare solutions in 3000-12000 steps,
+    see docs/benchmarks.md.)
     """
-    lines = solution.splitlines()
-    marks = [VERDICT[is_correct(line + "\n", 1)] for line in lines]
-    review = "".join(f"{line} {mark}\n" for line, mark in zip(lines, marks))
-    return f"{solution}{VERDICT[is_correct(solution, len(lines))]}\n{review}"
+    p = rng.choice(rates)
+    out, ok = [], True
+    for line in solution.splitlines():
+        ok = ok and is_correct(line + "\n", 1)
+        out.append(f"{line} {VERDICT[ok]}" if rng.random() < p else line)
+    return "\n".join(out) + f"\n{VERDICT[ok]}\n"
 
 
-def judged(row: dict[str, Any]) -> dict[str, Any]:
+def judged(row: dict[str, Any], rates: tuple[float, ...] = MARK_RATES) -> dict[str, Any]:
     """The problem as a *judging* base model's pre-training text sees it: every solution, correct or
-    not, with verdicts (`judge_text`), all as plain text to imitate (`solutions`).
+    not, with verdicts (`judge_text`, marks drawn from the problem's name), all as plain text to
+    imitate (`solutions`).
 
     The stand-in for what a real base model's corpus holds beside code: code followed by what was
-    said about it (test logs, reviews, "this is wrong because"). Predicting the verdicts makes the
+    said about it (asserts, test logs, "this is wrong because"). Predicting the verdicts makes the
     trunk compute correctness; the stage-1 and stage-2 rows never contain a verdict, so no token
     gives a row away there.
     """
-    texts = [judge_text(s) for s in row["solutions"]["solution"] + row["incorrect_solutions"]["solution"]]
+    rng = random.Random(f"judge-{row['name']}")
+    texts = [judge_text(s, rng, rates) for s in row["solutions"]["solution"] + row["incorrect_solutions"]["solution"]]
     return {
         **row,
         "solutions": {"language": [3] * len(texts), "solution": texts},
@@ -145,7 +156,9 @@ def judged(row: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def write_raw(dst: Path, seed: int = 0, judge: bool = False) -> dict[str, list[dict[str, Any]]]:
+def write_raw(
+    dst: Path, seed: int = 0, judge: bool = False, rates: tuple[float, ...] = MARK_RATES
+) -> dict[str, list[dict[str, Any]]]:
     """Write `{train,valid,test}.jsonl` under `dst` (as `judged` texts with `judge`); returns the rows per split.
 
     The problems are the same with and without `judge` (same seed): only their text differs.
@@ -155,7 +168,7 @@ def write_raw(dst: Path, seed: int = 0, judge: bool = False) -> dict[str, list[d
     for split, count in SPLIT_PROBLEMS.items():
         rows = make_problems(split, count, seed)
         if judge:
-            rows = [judged(r) for r in rows]
+            rows = [judged(r, rates) for r in rows]
         (dst / f"{split}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
         splits[split] = rows
     return splits
@@ -172,24 +185,33 @@ def corpus(rows: list[dict[str, Any]]) -> str:
     )
 
 
-def build_dataset(root: Path, seed: int = 0, vocab_size: int = 512) -> dict[str, Path]:
+def build_dataset(
+    root: Path, seed: int = 0, vocab_size: int = 512, rates: tuple[float, ...] = MARK_RATES
+) -> dict[str, Path]:
     """Raw problems -> tokenizer -> processed datasets (the real conversion script). Returns the paths:
     `data` (the task: correct + incorrect solutions) and `judged` (the same problems as a judging base
     model's pre-training text, see `judged`), one tokenizer for both.
 
-    Reuses a complete earlier build under `root` (the processed folders' manifests are written last).
+    Reuses a complete earlier build under `root` (the processed folders' manifests are written
+    last, `build.json` after them) if it was made with the same seed, vocabulary size and
+    running-verdict `rates`, and refuses any other (a stale corpus would pass for this one).
     """
+    from wmtp_lightning.errors import BadInput
     from wmtp_lightning.models.tokenizer import train_sentencepiece
 
     tok_prefix = root / "tokenizer" / "sums"
     paths = {"data": root / "data", "judged": root / "data_judged", "tokenizer": tok_prefix.with_suffix(".model")}
+    stamp, want = root / "build.json", {"seed": seed, "vocab_size": vocab_size, "mark_rates": list(rates)}
     if (
         all((paths[k] / "processed" / "manifest.json").is_file() for k in ("data", "judged"))
         and paths["tokenizer"].is_file()
     ):
+        have = json.loads(stamp.read_text()) if stamp.is_file() else "an unrecorded build"
+        if have != want:
+            raise BadInput(f"{root}: holds a dataset made with {have}, not {want}; use another folder")
         return paths
     splits = write_raw(root / "raw", seed)
-    judged_splits = write_raw(root / "raw_judged", seed, judge=True)
+    judged_splits = write_raw(root / "raw_judged", seed, judge=True, rates=rates)
     text = root / "tokenizer" / "corpus.txt"
     text.parent.mkdir(parents=True, exist_ok=True)
     text.write_text(corpus(splits["train"]) + corpus(judged_splits["train"]))
@@ -197,4 +219,5 @@ def build_dataset(root: Path, seed: int = 0, vocab_size: int = 512) -> dict[str,
     setup = runpy.run_path(str(ROOT / "scripts" / "setup_datasets.py"), run_name="wmtp_script")["main"]
     for raw, key in (("raw", "data"), ("raw_judged", "judged")):
         setup(["--src", str(root / raw), "--dst", str(paths[key]), "--tokenizer", str(paths["tokenizer"])])
+    stamp.write_text(json.dumps(want) + "\n")
     return paths

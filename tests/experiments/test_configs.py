@@ -5,7 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import torch
 import yaml
+from safetensors.torch import load_file
 
 from wmtp_lightning.cli import main
 from wmtp_lightning.compare.design import COMPARED, check_controlled, flatten, outside_allow_list
@@ -134,6 +136,14 @@ def test_run_every_experiment(tmp_path, tiny_bundle, tiny_ref_bundle, local_data
     head = tmp_path / "verifiable_stage1" / "export" / "value_head" / "value_head.safetensors"
     assert head.is_file() and (tmp_path / "verifiable_stage1" / "checkpoints" / "last.ckpt").is_file()
     assert all(not p.requires_grad for p in cli.model.model.parameters())
+    first = load_file(head)
+    # Stage 1 again in the same folder starts from a fresh head, not from the export above
+    # (value_head: auto is stage 2's): same seed and data, so the very same head comes out.
+    cli = fit("verifiable_stage1.yaml", "local.yaml", extra=base)
+    assert cli.model.value_head_path() is None
+    again = load_file(head)
+    assert first.keys() == again.keys() and all(torch.equal(first[k], again[k]) for k in first)
+    assert any(v.abs().sum() > 0 for v in first.values())  # it did train: a warm start would differ
 
     cli = fit("verifiable.yaml", "local.yaml", extra=base)  # value_head: auto -> finds stage 1's head
     assert cli.model.value_head_path() == head

@@ -45,10 +45,12 @@ class VerifiableCriticMTP(MTPModule):
     Args:
         stage: 1 = value-head pre-training (no policy loss), 2 = weighted policy training.
         value_head: path of a stage-1 value head (`value_head.safetensors`) to start from; a
-            missing file is an error. "auto" uses `<default_root_dir>/verifiable_stage1/export/
-            value_head/value_head.safetensors` when it exists (what stage 1 writes with the same
-            overlay). Stage 2 without a head is allowed but warned: the first weights come from an
-            untrained critic.
+            missing file is an error. "auto" (stage 2) uses `<default_root_dir>/verifiable_stage1/
+            export/value_head/value_head.safetensors` when it exists (what stage 1 writes with the
+            same overlay); in stage 1 it means a fresh head, so that re-running stage 1 in the same
+            folder starts over instead of silently continuing the last critic (give the path to
+            continue one). Stage 2 without a head is allowed but warned: the first weights come
+            from an untrained critic.
         freeze_policy: stage 1 only; freeze the transformer (default). False trains the trunk
             through the value loss too (used by the science check).
         beta / min_weight / max_weight: w = clamp(exp(δ/β), min, max).
@@ -119,7 +121,7 @@ class VerifiableCriticMTP(MTPModule):
     def value_head_path(self) -> Path | None:
         path = self.hparams.value_head
         if path == "auto":
-            if self._trainer is None:
+            if self._trainer is None or self.hparams.stage == 1:
                 return None
             auto = Path(self.trainer.default_root_dir) / "verifiable_stage1" / "export" / "value_head"
             return auto / "value_head.safetensors" if (auto / "value_head.safetensors").is_file() else None
