@@ -52,7 +52,7 @@ class VerifiableCriticMTP(MTPModule):
             continue one). Stage 2 without a head is allowed but warned: the first weights come
             from an untrained critic.
         freeze_policy: stage 1 only; freeze the transformer (default). False trains the trunk
-            through the value loss too (used by the science check).
+            through the value loss too.
         beta / min_weight / max_weight: w = clamp(exp(δ/β), min, max).
         gamma: discount of the TD errors and Monte-Carlo targets.
         td_terminal: "sequence" (δ_T = R − V_{T−1}, default) or the seed's "horizon" variant.
