@@ -58,6 +58,7 @@ from science_task import MARK_RATES, build_dataset
 
 from wmtp_lightning.cli import main as wmtp
 from wmtp_lightning.errors import ArgumentParser, BadInput, script_main
+from wmtp_lightning.io import read_json, write_json
 from wmtp_lightning.models.bundle import save_bundle
 from wmtp_lightning.models.micro import from_scratch
 from wmtp_lightning.models.tokenizer import Tokenizer
@@ -191,7 +192,7 @@ def pretrain(data: dict[str, Path], work: Path, sc: Scale, seed: int) -> tuple[P
     made = {k: v for k, v in asdict(sc).items() if k not in NOT_PRETRAIN} | {"seed": seed}
     made["mark_rates"] = list(made["mark_rates"])
     if done.is_file():
-        record = json.loads(done.read_text())
+        record = read_json(done)
         if record.get("scale") != made:
             raise BadInput(f"{done}: a base pre-trained with {record.get('scale')}, not {made}; use another --out")
         return export, record["val_ce_head1"]
@@ -213,7 +214,7 @@ def pretrain(data: dict[str, Path], work: Path, sc: Scale, seed: int) -> tuple[P
     cli = fit("baseline.yaml", write_overlay(work / "pretrain.yaml", cfg))
     ce = float(cli.trainer.callback_metrics["val/ce_head1"])
     print(f"[science] pretrain: val/ce_head1 {ce:.3f}", flush=True)
-    done.write_text(json.dumps({"val_ce_head1": ce, "scale": made}) + "\n")
+    write_json(done, {"val_ce_head1": ce, "scale": made})
     return export, ce
 
 
@@ -389,9 +390,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     )
     result = run(list(range(a.seeds)), a.out, sc, data_seed=a.data_seed)
     dst = a.json or a.out / f"science_{a.base}.json"
-    tmp = dst.with_name(dst.name + ".tmp")
-    tmp.write_text(json.dumps(result, indent=1) + "\n")
-    tmp.replace(dst)
+    write_json(dst, result)
     print(f"\n{result['machine']}\n{result['command']}  ({result['seconds']:.0f} s)\n")
     print(table(result["summary"]))
     print(f"\nwrote {dst}")

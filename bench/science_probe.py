@@ -61,12 +61,17 @@ def split_rows(data_dir: Path, split: str) -> IndexedJsonlDataset:
     return IndexedJsonlDataset(path, load_index(path))
 
 
-@torch.no_grad()
-def forward_split(model: Any, ds: IndexedJsonlDataset, tok: Tokenizer, batch_size: int = 64):
-    """Yield (batch, MTPOutput of head 1) over every row of `ds`, in file order."""
+def batches(ds: Any, tok: Tokenizer, batch_size: int = 64):
+    """Yield collated batches over every row of `ds`, in file order."""
     collate = MTPCollator(tok, max_length=2048)
     for lo in range(0, len(ds), batch_size):
-        batch = collate([ds[i] for i in range(lo, min(lo + batch_size, len(ds)))])
+        yield collate([ds[i] for i in range(lo, min(lo + batch_size, len(ds)))])
+
+
+@torch.no_grad()
+def forward_split(model: Any, ds: IndexedJsonlDataset, tok: Tokenizer):
+    """Yield (batch, MTPOutput of head 1) over every row of `ds`, in file order."""
+    for batch in batches(ds, tok):
         yield batch, model(batch["input_ids"], targets=batch["labels"], n_future=1)
 
 
@@ -75,11 +80,9 @@ def final_states(model: Any, ds: IndexedJsonlDataset, tok: Tokenizer) -> tuple[d
     """At the state that chooses EOS: {"trunk": norm(h_trunk), "head1": norm(head 1's block output)},
     each (N, D), and (N,) is_correct. The value head reads the first; the second is the state head 1
     predicts the next token from (where a verdict would be written)."""
-    collate = MTPCollator(tok, max_length=2048)
     feats: dict[str, list[torch.Tensor]] = {"trunk": [], "head1": []}
     labels = []
-    for lo in range(0, len(ds), 64):
-        batch = collate([ds[i] for i in range(lo, min(lo + 64, len(ds)))])
+    for batch in batches(ds, tok):
         h, freqs, mask = model.trunk(batch["input_ids"])
         last = (batch["labels"] != -100).long().cumsum(1).argmax(1) - 1  # the state before EOS
         rows = torch.arange(len(last))
@@ -204,7 +207,7 @@ def verdict_accuracy(bundle: Path, data_dir: Path, tokenizer: Path, split: str =
     if set(verdict.values()) != {True, False}:
         raise ValueError(f"{tokenizer}: 'ok' and 'wrong' must each be one piece to find the verdicts")
     hits = {(kind, v): [0, 0] for kind in ("solution", "line") for v in (True, False)}
-    for batch, _ in forward_split(model, split_rows(data_dir, split), tok):
+    for batch in batches(split_rows(data_dir, split), tok):
         ids = batch["input_ids"]
         logits = model(ids)  # (B, T, V), head 1
         for r in range(len(ids)):

@@ -197,6 +197,7 @@ def build_dataset(
     running-verdict `rates`, and refuses any other (a stale corpus would pass for this one).
     """
     from wmtp_lightning.errors import BadInput
+    from wmtp_lightning.io import read_json, write_json
     from wmtp_lightning.models.tokenizer import train_sentencepiece
 
     tok_prefix = root / "tokenizer" / "sums"
@@ -206,7 +207,7 @@ def build_dataset(
         all((paths[k] / "processed" / "manifest.json").is_file() for k in ("data", "judged"))
         and paths["tokenizer"].is_file()
     ):
-        have = json.loads(stamp.read_text()) if stamp.is_file() else "an unrecorded build"
+        have = read_json(stamp) if stamp.is_file() else "an unrecorded build"
         if have != want:
             raise BadInput(f"{root}: holds a dataset made with {have}, not {want}; use another folder")
         return paths
@@ -219,5 +220,5 @@ def build_dataset(
     setup = runpy.run_path(str(ROOT / "scripts" / "setup_datasets.py"), run_name="wmtp_script")["main"]
     for raw, key in (("raw", "data"), ("raw_judged", "judged")):
         setup(["--src", str(root / raw), "--dst", str(paths[key]), "--tokenizer", str(paths["tokenizer"])])
-    stamp.write_text(json.dumps(want) + "\n")
+    write_json(stamp, want)
     return paths
